@@ -1,0 +1,59 @@
+"""``chatmusician-hf``: one entry point, one subcommand per stage.
+
+Stage modules are imported only when their subcommand runs, so ``chatmusician-hf --help`` stays instant. Each
+stage module exposes ``make_parser(subparsers=None)`` and ``main(...)``; this file only parses argv and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .configs import RecipeError
+
+# subcommand -> (module, one-line help). A stage joins the CLI by adding one line here.
+STAGES: dict[str, tuple[str, str]] = {
+    "init-tiny": ("chatmusician_hf.tiny", "Build the tiny embedded-default tokenizer and model (no network)."),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatmusician-hf",
+        description="Train, evaluate, publish and serve language models that read and write ABC notation.",
+        epilog="Run 'chatmusician-hf <command> --help' for a command's options. "
+        "Training stages also run as 'accelerate launch -m chatmusician_hf.<stage> --config recipe.yaml'.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in STAGES.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def run_stage(module_name: str, argv: list[str]):
+    """Parse ``argv`` with the stage's own parser and call its ``main``."""
+    module = importlib.import_module(module_name)
+    parser = module.make_parser()
+    parsed = parser.parse_args_and_config(argv)
+    return module.main(*parsed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:
+        parser = _top_level_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(STAGES)}")
+        parser.print_help()
+        return 0 if argv else 2
+    try:
+        run_stage(STAGES[argv[0]][0], argv[1:])
+    except RecipeError as err:
+        print(f"chatmusician-hf {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

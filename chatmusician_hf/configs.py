@@ -1,0 +1,103 @@
+"""Recipe parsing: YAML recipes give defaults, command-line flags override, and mistakes fail loudly.
+
+Every stage describes its options as dataclasses whose fields carry ``metadata={"help": ...}``; the dataclass is
+the documentation and ``--help`` prints it. :class:`RecipeParser` is TRL's ``TrlParser`` (``--config recipe.yaml``,
+an ``env:`` block exported to the environment) with one change: an unknown key in a recipe or on the command line
+fails before anything is loaded, naming the file, the key and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from trl import TrlParser
+
+
+class RecipeError(ValueError):
+    """A recipe or command line that cannot be run as written."""
+
+
+def closest_key(key: str, valid: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_key_message(where: str, key: str, valid: Iterable[str]) -> str:
+    suggestion = closest_key(key, valid)
+    hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+    return f"{where}: unknown key '{key}'.{hint}"
+
+
+def load_recipe(path: str | os.PathLike) -> dict:
+    """Read a recipe file into a mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"Recipe file not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from err
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping of option names to values.")
+    return config
+
+
+class RecipeParser(TrlParser):
+    """``TrlParser`` that rejects unknown recipe keys and command-line flags with a suggestion."""
+
+    def _option_names(self) -> set[str]:
+        return {action.dest for action in self._actions if action.dest != argparse.SUPPRESS}
+
+    def parse_args_and_config(
+        self,
+        args: Iterable[str] | None = None,
+        return_remaining_strings: bool = False,
+        fail_with_unknown_args: bool = True,
+        separate_remaining_strings: bool = False,
+    ):
+        args = list(args) if args is not None else sys.argv[1:]
+        valid = self._option_names()
+        if "--config" in args:
+            position = args.index("--config")
+            if position + 1 >= len(args):
+                raise RecipeError("--config needs a recipe file path.")
+            config_path = args[position + 1]
+            config = load_recipe(config_path)
+            for key in config:
+                if key != "env" and key not in valid:
+                    raise RecipeError(unknown_key_message(config_path, key, valid))
+            env = config.get("env", {})
+            if not isinstance(env, dict):
+                raise RecipeError(f"{config_path}: 'env' must be a mapping of variable names to values.")
+        if not return_remaining_strings:
+            flags = {flag for action in self._actions for flag in action.option_strings}
+            for token in args:
+                flag = token.split("=", 1)[0]
+                if flag.startswith("--") and flag != "--config" and flag not in flags:
+                    raise RecipeError(unknown_key_message("command line", flag, flags))
+        return super().parse_args_and_config(
+            args=args,
+            return_remaining_strings=return_remaining_strings,
+            fail_with_unknown_args=fail_with_unknown_args,
+            separate_remaining_strings=separate_remaining_strings,
+        )
+
+
+def make_stage_parser(subparsers, name: str, dataclass_types: list, help: str, description: str | None = None):
+    """The parser of one stage: a subcommand of ``chatmusician-hf`` when ``subparsers`` is given, else standalone.
+
+    The same dataclasses serve ``chatmusician-hf <stage>``, ``python -m chatmusician_hf.<stage>`` and
+    ``accelerate launch -m chatmusician_hf.<stage>``.
+    """
+    kwargs = dict(description=description or help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    if subparsers is not None:
+        return subparsers.add_parser(name, dataclass_types=dataclass_types, help=help, **kwargs)
+    return RecipeParser(dataclass_types=dataclass_types, prog=f"chatmusician-hf {name}", **kwargs)

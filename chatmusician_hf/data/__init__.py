@@ -1,0 +1,1 @@
+"""Data: the embedded music corpus, Hub/local dataset sources, SFT tasks and formatting, packing."""
