@@ -1,0 +1,34 @@
+"""The ABC notation layer: find tunes in text, validate them, render them, transpose them.
+
+It knows nothing of models; every stage that touches ABC goes through these functions. External programs
+(abc2midi, abc2abc, abcm2ps, fluidsynth) run through :mod:`chatmusician_hf.music.runner`: no shell, a timeout, an
+output cap and a temporary directory that is always removed.
+
+Modules: ``extract`` (tunes in free text), ``validate`` (the report, and which abc2midi messages count),
+``scan`` (a lenient reader: bars, durations, pitches), ``theory`` (keys, meters, lengths), ``rendering``
+(SVG/MIDI/WAV), ``transpose``, ``batch`` (many texts in a process pool), ``stats`` (the ABC-quality statistics),
+``midi`` (a small MIDI reader), ``runner`` (subprocesses).
+
+Errors: :class:`AbcError` (a ``ValueError``) for input that cannot be used as ABC at all;
+:class:`MissingToolError` when a program is not installed (the message names the Debian package). Everything
+else about a bad tune is described in a :class:`ValidationReport`, not raised.
+"""
+
+from .errors import AbcError, MissingToolError
+from .extract import ExtractedTune, extract_tunes
+from .rendering import RenderResult, render_abc
+from .transpose import transpose_abc
+from .validate import AbcIssue, ValidationReport, validate_abc
+
+__all__ = [
+    "AbcError",
+    "AbcIssue",
+    "ExtractedTune",
+    "MissingToolError",
+    "RenderResult",
+    "ValidationReport",
+    "extract_tunes",
+    "render_abc",
+    "transpose_abc",
+    "validate_abc",
+]
