@@ -40,3 +40,25 @@ def tiny_model_copy(tiny_model_dir, tmp_path):
     dest = tmp_path / "tiny"
     shutil.copytree(tiny_model_dir, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model after a short run of the tiny CPT recipe, merged into a full model folder (about 1-2 min).
+
+    Good enough to write tune-shaped text (headers, bars); not a quality model: the quickstart trains longer.
+    """
+    from pathlib import Path
+
+    from chatmusician_hf import cpt
+    from chatmusician_hf.merge import MergeArguments
+    from chatmusician_hf.merge import main as merge
+
+    work = tmp_path_factory.mktemp("trained-tiny")
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "cpt.yaml"
+    argv = ["--config", str(recipe), "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(work / "cpt"),
+            "--max_steps", "120", "--max_length", "256", "--eval_strategy", "no", "--save_strategy", "no",
+            "--disable_tqdm", "true"]
+    cpt.main(*cpt.make_parser().parse_args_and_config(argv))
+    merge(MergeArguments(base=str(tiny_model_dir), adapter=str(work / "cpt"), output_dir=str(work / "merged")))
+    return work / "merged"
