@@ -15,6 +15,15 @@ from .configs import RecipeError
 # subcommand -> (module, one-line help). A stage joins the CLI by adding one line here.
 STAGES: dict[str, tuple[str, str]] = {
     "init-tiny": ("chatmusician_hf.tiny", "Build the tiny embedded-default tokenizer and model (no network)."),
+    "preprocess": ("chatmusician_hf.preprocess", "Tokenise, format and pack a stage's data once and save it (--stage cpt|sft)."),
+    "cpt": ("chatmusician_hf.cpt", "Continued pretraining: LoRA + trained embeddings on packed music text."),
+    "sft": ("chatmusician_hf.sft", "Supervised fine-tuning with TRL's SFTTrainer in the ChatMusician chat format."),
+    "eval": ("chatmusician_hf.eval.cli", "Evaluate on MusicTheoryBench (paper protocol) or MMLU via lm-eval."),
+    "merge": ("chatmusician_hf.merge", "Merge a LoRA adapter into its base shard by shard, verified against PEFT."),
+    "push": ("chatmusician_hf.push", "Publish a model, adapter, Space or metric folder to the Hub in one commit."),
+    "chat": ("chatmusician_hf.chat", "Chat with a model in the terminal: multi-line input, streaming, --render DIR."),
+    "generate": ("chatmusician_hf.generate", "Answer a JSONL file of prompts in batches; tunes extracted and validated."),
+    "render": ("chatmusician_hf.render", "Render an ABC tune to SVG sheet music, MIDI and WAV; print its validation."),
 }
 
 
