@@ -30,10 +30,12 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 
 def flops_per_token(shape: dict, seq_len: int) -> float:
-    """Training FLOPs per token: 6 x dense parameters + attention scores (PaLM appendix B convention)."""
+    """Training FLOPs per token with a frozen base: 4 x frozen matmul weights (forward + input gradients, no weight
+    gradients), 6 x the trained lm_head, plus attention scores. 29.9 GFLOP for LLaMA-2-7B at 2048, the
+    convention of shared/REFERENCE.md §6 (29.3 G); LoRA's own FLOPs (<2%) are left out."""
     h, i, n, v = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"], shape["vocab_size"]
-    dense = n * (4 * h * h + 3 * h * i) + v * h
-    return 6 * dense + 12 * n * h * seq_len
+    frozen = n * (4 * h * h + 3 * h * i)
+    return 4 * frozen + 6 * v * h + 12 * n * h * seq_len
 
 
 def make_blocks(n_blocks: int, seq_len: int, vocab: int, seed: int = 0):
