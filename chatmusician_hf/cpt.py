@@ -23,9 +23,8 @@ from .training import (
     EmbeddingLearningRateMixin,
     EmbeddingTrainingArguments,
     check_peft_recipe,
-    find_resume_checkpoint,
-    finish_training,
     load_model_for_training,
+    train_and_save,
 )
 
 
@@ -99,22 +98,12 @@ def main(data_args: DataArguments, training_args: CPTConfig, model_args: ModelCo
         processing_class=tokenizer,
         data_collator=PackedBlockCollator(tokenizer.pad_token_id),
     )
-    resume = find_resume_checkpoint(training_args.output_dir, training_args.resume_from_checkpoint)
-    if resume:
-        print(f"[cpt] resuming from {resume}")
-    result = trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(result.metrics)
-    if eval_dataset is not None:
-        metrics.update(trainer.evaluate())
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("all", metrics)
-
-    finish_training(
+    train_and_save(
         trainer,
         stage="cpt",
         base_model=model_args.model_name_or_path,
         arg_objects=(data_args, training_args, model_args),
-        elapsed_s=time.perf_counter() - start,
+        started=start,
     )
     return trainer
 

@@ -326,6 +326,22 @@ def resolved_recipe(*arg_objects) -> dict:
     return recipe
 
 
+def train_and_save(trainer, *, stage: str, base_model: str, arg_objects: tuple, started: float) -> None:
+    """Train (resuming from the newest complete checkpoint when asked), evaluate, and write the run's outputs."""
+    import time
+
+    resume = find_resume_checkpoint(trainer.args.output_dir, trainer.args.resume_from_checkpoint)
+    if resume:
+        print(f"[{stage}] resuming from {resume}")
+    metrics = dict(trainer.train(resume_from_checkpoint=resume).metrics)
+    if trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("all", metrics)
+    finish_training(trainer, stage=stage, base_model=base_model, arg_objects=arg_objects,
+                    elapsed_s=time.perf_counter() - started)
+
+
 def finish_training(trainer, *, stage: str, base_model: str, arg_objects: tuple, elapsed_s: float) -> None:
     """Write what a finished run leaves behind: adapter, tokenizer, recipe, loss curve, run summary, model card."""
     import platform
