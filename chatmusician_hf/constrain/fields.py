@@ -1,0 +1,85 @@
+"""The values of the ABC fields the tracker interprets (``M:``, ``L:``, ``K:``, ``X:``) and quoted chord symbols.
+
+Each grammar is a ``regex`` pattern used with ``partial=True``, so a value can be judged while it is being written:
+a prefix that can still become valid is accepted, one that cannot is rejected at the character that breaks it.
+The grammars follow what abc2midi 4.84 accepts without an error (measured with ``abc2midi -c``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import regex
+
+_MODES = "m|min|minor|maj|major|mix|mixolydian|dor|dorian|phr|phrygian|lyd|lydian|loc|locrian|ion|ionian|aeo|aeolian|exp"
+# A key, then optional explicit accidentals or clef/transposition words (``K:D clef=bass``, ``K:G ^f``).
+KEY_VALUE = regex.compile(rf"\s*(?:(?:none|H[Pp]|[A-G][#b]?(?i:{_MODES})?)(?:\s+[^\s%][^%]*)?)?\s*")
+METER_VALUE = regex.compile(r"\s*(?:C\|?|none|(?:[1-9]\d?\+)*[1-9]\d?/[1-9]\d?)\s*")
+LENGTH_VALUE = regex.compile(r"\s*1(?:/(?:1|2|4|8|16|32|64))?\s*")
+REFERENCE_VALUE = regex.compile(r"\s*\d{1,6}\s*")
+
+# abc2midi's built-in chord names (store.c: setup_chordnames); anything else in quotes starting with a note letter
+# is an error for abc2midi ("Unrecognized chord name").
+CHORD_QUALITIES = (
+    "", "m", "7", "m7", "m7b5", "maj7", "M7", "6", "m6", "aug", "+", "aug7", "dim", "dim7", "9", "m9", "maj9", "M9",
+    "11", "dim9", "sus", "sus4", "sus9", "sus2", "7sus2", "7sus4", "7sus9", "5",
+)  # fmt: skip
+_QUALITY = "|".join(regex.escape(q) for q in sorted(CHORD_QUALITIES, key=len, reverse=True) if q)
+# A chord symbol ("Am7", "G/B") or an annotation placed with ^ _ < > @ (free text, never a chord for abc2midi).
+CHORD_SYMBOL = regex.compile(rf"[A-G][#b]?(?:{_QUALITY})?(?:/[A-G][#b]?)?|[\^_<>@][^\"\n]{{0,40}}|[0-5]")
+# Lenient mode takes any quoted text: abc2midi reads what is not a chord symbol as an annotation (with an error
+# message that does not change the music).
+LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
+# Decoration names between ! ! or + + (ABC 2.1 §4.14 and the dynamics/navigation words of the corpus).
+DECORATION = regex.compile(r"[A-Za-z0-9.()<>:'-]{1,20}")
+
+FIELD_VALUE_GRAMMARS = {"K": KEY_VALUE, "M": METER_VALUE, "L": LENGTH_VALUE, "X": REFERENCE_VALUE}
+
+
+def _without_comment(value: str) -> str:
+    return value.split("%", 1)[0]
+
+
+def value_prefix_ok(grammar, value: str) -> bool:
+    """True while ``value`` (a field value being typed, comment allowed after ``%``) can still be valid."""
+    if "%" in value:
+        return grammar.fullmatch(_without_comment(value)) is not None
+    return grammar.fullmatch(value, partial=True) is not None
+
+
+def value_complete(grammar, value: str) -> bool:
+    return grammar.fullmatch(_without_comment(value)) is not None
+
+
+def parse_meter(value: str) -> tuple[Fraction | None, int]:
+    """``(bar length in whole notes or None for free meter, numerator)``; ``C`` is 4/4 and ``C|`` is 2/2."""
+    value = _without_comment(value).strip()
+    if value == "C":
+        return Fraction(4, 4), 4
+    if value == "C|":
+        return Fraction(2, 2), 2
+    if value in ("none", ""):
+        return None, 0
+    top, bottom = value.split("/")
+    numerator = sum(int(part) for part in top.split("+"))
+    return Fraction(numerator, int(bottom)), numerator
+
+
+def default_unit_length(bar_length: Fraction | None) -> Fraction:
+    """ABC 2.1 §3.1.7: with no ``L:``, a meter below 3/4 means sixteenths, otherwise eighths (free meter: eighths)."""
+    if bar_length is not None and bar_length < Fraction(3, 4):
+        return Fraction(1, 16)
+    return Fraction(1, 8)
+
+
+def parse_length(value: str) -> Fraction:
+    value = _without_comment(value).strip()
+    if "/" in value:
+        top, bottom = value.split("/")
+        return Fraction(int(top), int(bottom))
+    return Fraction(int(value))
+
+
+def is_compound(numerator: int) -> bool:
+    """abc2midi's rule for the default tuplet ratio of (5, (7, (9: compound when the numerator is 6, 9, 12..."""
+    return numerator % 3 == 0 and numerator > 3

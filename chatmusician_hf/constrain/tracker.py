@@ -1,0 +1,1105 @@
+"""An incremental ABC state tracker: fed text one character at a time, it says whether the text is still valid.
+
+It follows a chat answer or a plain text through three modes: *prose* (anything goes; a tune starts at a line
+beginning ``X:`` or another header field ``T: M: L: K:``), the tune *header* (field lines up to ``K:``) and the
+*body* (music up to a blank line, which ends the tune and returns to prose).
+
+In the body it knows the meter, unit note length and key, the duration written in the current bar of each voice
+(exact :class:`~fractions.Fraction`), and whether a chord ``[``, chord symbol ``"``, grace group ``{``, decoration
+``!...!``, inline field ``[K:...]``, tuplet ``(3`` or broken rhythm ``>`` is open. A character is rejected when
+no valid tune can continue from it: a note that overflows the bar, a bar line closing a bar that is neither full
+nor allowed to be short, a broken rhythm between notes of unequal length, an unknown chord name...
+
+The bar rules are abc2midi's (``abc2midi -c``, genmidi.c ``checkbar``/``softcheckbar``), so a tune the tracker
+accepts draws no bar warning from it: the first bar of a voice may be short or long (a pickup); a single bar line
+``|`` checks the bar; the "soft" bar lines ``||``, ``|]``, ``[|``, ``|:``, ``:|``, ``::`` let a short bar continue
+across them (a repeat that splits a bar); and at ``:|`` the second pass of the repeat is replayed from the segments
+recorded since ``|:``, with its first/second endings, so a short bar before ``:|`` must complete the bar the
+repeat goes back to.
+
+Each tracker is a flat object of immutable values, so :meth:`AbcTracker.copy` is one dict copy: the logits
+processor copies the tracker to try each candidate token.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .fields import (
+    CHORD_SYMBOL,
+    DECORATION,
+    FIELD_VALUE_GRAMMARS,
+    LENIENT_CHORD_SYMBOL,
+    default_unit_length,
+    is_compound,
+    parse_length,
+    parse_meter,
+    value_complete,
+    value_prefix_ok,
+)
+
+NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
+REST_LETTERS = frozenset("zx")
+MULTI_REST_LETTERS = frozenset("ZX")
+ACCIDENTALS = frozenset("^_=")
+# ABC 2.1 decoration shortcuts (~ roll, H fermata, L accent, M/P mordents, O coda, S segno, T trill, u/v bowing,
+# . staccato); lenient mode adds the letters ABC reserves for user symbols (h-w, H-W), which abc2midi ignores
+# with a warning and some corpus tunes use.
+DECORATION_SHORTCUTS = frozenset(".~HLMOPSTuv")
+RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
+TUNE_START_FIELDS = frozenset("XTMLK")
+# Fields that may stand on their own line in the body / inside [ ] in a music line.
+BODY_FIELDS = frozenset("KLMPQTVWwINrs")
+INLINE_FIELDS = frozenset("KLMPQVINr")
+MAX_FIELD_CHARS = 200
+MAX_QUOTED_CHARS = 40
+MAX_LENGTH_NUMBER = 64
+MAX_SLUR_DEPTH = 4
+MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
+BROKEN_FACTORS = {  # (left, right) multipliers for > >> >>> (and swapped for <)
+    1: (Fraction(3, 2), Fraction(1, 2)),
+    2: (Fraction(7, 4), Fraction(1, 4)),
+    3: (Fraction(15, 8), Fraction(1, 8)),
+}
+DEFAULT_TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # 5, 7, 9: 3 in compound meter, else 2
+
+# Bar line kinds. SOFT ones let a short bar continue across them (abc2midi's softcheckbar).
+SINGLE, DOUBLE, THIN_THICK, THICK_THIN, BAR_REP, REP_BAR, DOUBLE_REP = "|", "||", "|]", "[|", "|:", ":|", "::"
+SOFT_BARS = frozenset({DOUBLE, THIN_THICK, THICK_THIN, BAR_REP, REP_BAR, DOUBLE_REP})
+# Bar lines where abc2midi stops skipping a variant ending that is not played on this pass.
+ENDING_STOPS = SOFT_BARS
+
+# Per-voice values, saved and restored when V: switches voices.
+VOICE_FIELDS = (
+    "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "bar_len", "meter_num", "unit", "last", "slur",
+    "after_bar", "tup_left", "tup_factor",
+)  # fmt: skip
+_ZERO = Fraction(0)
+_EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
+_AFTER_DECORATION = frozenset('ABCDEFGabcdefgzx^_=[{"!+(') | DECORATION_SHORTCUTS
+_DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
+_LENGTH = re.compile(r"(\d*)(/*)(\d*)")
+_TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
+
+
+class AbcTracker:
+    """Character-by-character ABC validity tracker. ``feed(text)`` returns False at the first illegal character.
+
+    After a False return the tracker is in an undefined state: callers try text on a :meth:`copy`.
+    """
+
+    def __init__(self, strict: bool = True):
+        self.strict = strict
+        self._reset()
+
+    def _reset(self) -> None:
+        self.mode = "prose"
+        self.ctx = "prose"
+        self.col = 0  # column in the current line (prose and header)
+        self.fletter = ""  # field letter being read
+        self.fbuf = ""  # field value / quoted text / decoration / tuplet spec / ending being read
+        self.finline = False
+        self.deco_close = "!"
+        self.has_key = False
+        self.header_meter: tuple[Fraction | None, int] = (Fraction(1), 4)
+        self.header_unit: Fraction | None = None
+        self.voices: dict[str, tuple] = {}
+        self.voice = ""
+        self.first_voice: str | None = None
+        self.n_elements = 0
+        # the element being read: kind note|rest|chord|mrest, its length text, whether , ' may still come
+        self.el = ""
+        self.el_len = ""
+        self.el_octave_ok = True
+        self.el_upper = True
+        self.acc = ""
+        self.chord = False
+        self.chord_first: Fraction | None = None
+        self.grace = False
+        self.grace_n = 0
+        self.broken = 0  # number of > (positive) or < (negative) waiting for the right-hand element
+        self.prev_element = False  # the previous character ended an element (for > < and ties)
+        self.final_bar = False  # a short bar was closed with |: only the end of the tune may follow
+        self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
+        self._reset_voice_values()
+
+    # ----- bookkeeping -------------------------------------------------------------------------------------
+    def copy(self) -> AbcTracker:
+        new = AbcTracker.__new__(AbcTracker)
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def _reset_voice_values(self) -> None:
+        bar_len, numerator = self.header_meter
+        self.bar = _ZERO  # duration written in the current bar (whole notes)
+        self.barno = 0  # bars with music so far (abc2midi's barno: the first one may be a pickup)
+        self.seg = _ZERO  # duration since the last bar line (for the repeat replay)
+        self.segs = None  # cons list (previous, event) of bar lines/endings since the repeat start
+        self.rep_barno = 0
+        self.expect_repeat = False
+        self.bar_len = bar_len
+        self.meter_num = numerator
+        self.unit = self.header_unit or default_unit_length(bar_len)
+        self.last = None  # (plain note?, duration, was right side of a broken pair) of the last element
+        self.slur = 0
+        self.after_bar = True
+        self.tup_left = 0
+        self.tup_factor = Fraction(1)
+
+    def _switch_voice(self, name: str) -> bool:
+        if name == self.voice:
+            return True
+        if self.broken or self.tup_left:
+            return False
+        voices = dict(self.voices)
+        voices[self.voice] = tuple(getattr(self, f) for f in VOICE_FIELDS)
+        self.voices = voices
+        self.voice = name
+        saved = voices.get(name)
+        if saved is None:
+            self._reset_voice_values()
+        else:
+            for f, value in zip(VOICE_FIELDS, saved, strict=True):
+                setattr(self, f, value)
+        return True
+
+    @property
+    def in_tune(self) -> bool:
+        return self.mode != "prose"
+
+    # ----- public API --------------------------------------------------------------------------------------
+    def feed(self, text: str) -> bool:
+        step = self._step
+        for char in text:
+            if not step(char):
+                return False
+        return True
+
+    def can_end(self) -> bool:
+        """True when the text may stop here (end of generation): prose, or a tune body that is complete."""
+        if self.mode == "prose":
+            return True
+        if self.mode == "header":
+            return False
+        return self.copy()._end_tune()
+
+    def accepts_any_char(self) -> bool:
+        """True where any non-ASCII character is valid (prose, comments, field text): used for partial UTF-8."""
+        if self.ctx in ("prose", "comment", "hdr_comment"):
+            return True
+        if self.ctx == "field" and self.fletter not in FIELD_VALUE_GRAMMARS:
+            return True
+        return self.ctx == "quoted" and self.fbuf[:1] in ("^", "_", "<", ">", "@")
+
+    def _quoted_ok(self, text: str, partial: bool) -> bool:
+        grammar = CHORD_SYMBOL if self.strict else LENIENT_CHORD_SYMBOL
+        return grammar.fullmatch(text, partial=partial) is not None
+
+    # ----- the state machine -------------------------------------------------------------------------------
+    def _step(self, c: str) -> bool:
+        if self.final_bar and c not in " \t\n":
+            return False
+        return _HANDLERS[self.ctx](self, c)
+
+    # prose: a tune starts at a line beginning with X: (or T: M: L: K:)
+    def _prose(self, c: str) -> bool:
+        if c == "\n":
+            self.col = 0
+            return True
+        if self.col == 0 and (c == " " or c == "\t"):
+            return True  # indentation (or SentencePiece's leading space) does not hide a tune's first line
+        if self.col == 0 and c in TUNE_START_FIELDS:
+            self.fletter = c
+            self.ctx = "prose_letter"
+        self.col += 1
+        return True
+
+    def _prose_letter(self, c: str) -> bool:
+        if c == ":":
+            self._start_header()
+            self.ctx = "field"
+            self.fbuf = ""
+            return True
+        self.ctx = "prose"
+        return self._prose(c)
+
+    def mark_line_start(self) -> None:
+        """Treat the next character as the start of a line (a chat answer starts on a fresh line)."""
+        if self.mode == "prose":
+            self.ctx = "prose"
+            self.col = 0
+
+    def _start_header(self) -> None:
+        letter = self.fletter
+        self._reset()
+        self.mode = "header"
+        self.ctx = "hdr_ls"
+        self.fletter = letter
+
+    # header: field lines (and comment lines) up to the K: line
+    def _hdr_ls(self, c: str) -> bool:
+        if c == "%":
+            self.ctx = "hdr_comment"
+            return True
+        if c.isascii() and c.isalpha() and c != "X":
+            self.fletter = c
+            self.ctx = "field_colon"
+            return True
+        return False
+
+    def _field_colon(self, c: str) -> bool:
+        if c != ":":
+            return False
+        self.ctx = "field"
+        self.fbuf = ""
+        self.finline = False
+        return True
+
+    def _hdr_comment(self, c: str) -> bool:
+        if c == "\n":
+            self.ctx = "hdr_ls" if self.mode == "header" else "body_ls"
+        return True
+
+    def _field(self, c: str) -> bool:
+        letter = self.fletter
+        if c == "\n" or (self.finline and c == "]"):
+            if self.finline != (c == "]"):
+                return False
+            return self._end_field(letter, self.fbuf)
+        if len(self.fbuf) >= MAX_FIELD_CHARS:
+            return False
+        if self.finline and c in '["':
+            return False
+        self.fbuf += c
+        grammar = FIELD_VALUE_GRAMMARS.get(letter)
+        return grammar is None or value_prefix_ok(grammar, self.fbuf)
+
+    def _end_field(self, letter: str, value: str) -> bool:
+        grammar = FIELD_VALUE_GRAMMARS.get(letter)
+        if grammar is not None and not value_complete(grammar, value):
+            return False
+        inline = self.finline
+        if letter == "M":
+            bar_len, numerator = parse_meter(value)
+            if self.mode == "header":
+                self.header_meter = (bar_len, numerator)
+            self.bar_len, self.meter_num = bar_len, numerator
+            if self.mode == "header" and self.header_unit is None:
+                self.unit = default_unit_length(bar_len)
+        elif letter == "L":
+            unit = parse_length(value)
+            if self.mode == "header":
+                self.header_unit = unit
+            self.unit = unit
+        elif letter == "V":
+            name = value.split("%", 1)[0].strip().split(" ", 1)[0]
+            if not name:
+                return False
+            if self.mode == "header":
+                if self.first_voice is None:
+                    self.first_voice = name
+            elif not self._switch_voice(name):
+                return False
+        if self.mode == "header":
+            if letter == "K":
+                self._start_body()
+                return True
+            self.ctx = "hdr_ls"
+            return True
+        if inline:
+            self.ctx = "body"
+            return True
+        self.ctx = "body_ls"
+        return True
+
+    def _start_body(self) -> None:
+        self.mode = "body"
+        self.has_key = True
+        self.header_unit = self.header_unit or default_unit_length(self.header_meter[0])
+        self.voice = self.first_voice or ""
+        self._reset_voice_values()
+        self.ctx = "body_ls"
+
+    # body: line start (a field line, a comment line, a blank line ending the tune, or music)
+    def _body_ls(self, c: str) -> bool:
+        if c == "\n":
+            if not self._end_tune():
+                return False
+            return True
+        if c == "%":
+            self.ctx = "comment"
+            return True
+        if c.isascii() and c.isalpha():
+            probe = self.copy()
+            probe.ctx = "body"
+            if not (probe._body(c) or (c in BODY_FIELDS and self._clean_for_field())):
+                return False
+            self.fletter = c
+            self.ctx = "body_letter"
+            return True
+        self.ctx = "body"
+        return self._body(c)
+
+    def _body_letter(self, c: str) -> bool:
+        letter = self.fletter
+        if c == ":":
+            if letter not in BODY_FIELDS or not self._clean_for_field():
+                return False
+            self.ctx = "field"
+            self.fbuf = ""
+            self.finline = False
+            return True
+        self.ctx = "body"
+        return self._body(letter) and self._step(c)
+
+    def _comment(self, c: str) -> bool:
+        if c == "\n":
+            self.ctx = "body_ls"
+        return True
+
+    def _clean_for_field(self) -> bool:
+        return not (self.broken or self.chord or self.grace)
+
+    # body: music
+    def _body(self, c: str) -> bool:
+        if self.deco_pending and c not in _AFTER_DECORATION:
+            return False
+        if c in NOTE_LETTERS:
+            return self._start_note(c, "note")
+        if c == " " or c == "\t" or c == "`":
+            # abc2midi allows spaces around > and before a tie; strict mode keeps them together
+            if self.strict:
+                self.prev_element = False
+                return not self.broken
+            return True
+        if c == "|":
+            self.ctx = "bar"
+            return self._bar_allowed()
+        if c in ACCIDENTALS:
+            self.acc = c
+            self.ctx = "acc"
+            return self._can_start_note()
+        if c in REST_LETTERS:
+            return self._start_note(c, "rest")
+        if c == "\n":
+            return self._end_line()
+        if c == "[":
+            self.ctx = "lbracket"
+            return not self.broken or self._can_start_note()
+        if c == "(":
+            self.ctx = "paren"
+            return self.slur < MAX_SLUR_DEPTH and (not self.broken or self._can_start_note())
+        if c == ")":
+            # abc2midi ignores an unmatched ")", and some corpus tunes have them
+            if self.slur == 0:
+                return not self.strict
+            self.slur -= 1
+            return True
+        if c == ">" or c == "<":
+            return self._broken_start(c)
+        if c == "-":
+            if not self.prev_element:
+                return False
+            self.prev_element = False
+            return True
+        if c == '"':
+            self.ctx = "quoted"
+            self.fbuf = ""
+            self.prev_element = False
+            return True
+        if c == "{":
+            if self.grace:
+                return False
+            self.grace = True
+            self.grace_n = 0
+            self.ctx = "grace_open"
+            self.prev_element = False
+            return True
+        if c == "!" or c == "+":
+            self.ctx = "deco"
+            self.deco_close = c
+            self.fbuf = ""
+            self.prev_element = False
+            return True
+        if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not self.strict):
+            self.prev_element = False
+            self.deco_pending = self.strict  # abc2midi: "Malformed note" when no note follows a shortcut
+            return True
+        if c == ":":
+            self.ctx = "colon"
+            return self._bar_allowed() and (self._bar_would_pass(REP_BAR) or self._bar_would_pass(DOUBLE_REP))
+        if c in MULTI_REST_LETTERS:
+            return self._start_note(c, "mrest")
+        if c == "%":
+            if not self._end_line_ok():
+                return False
+            self.ctx = "comment"
+            return True
+        if c == "\\":
+            self.ctx = "continuation"
+            return not self.broken
+        if c == "y":
+            self.prev_element = False
+            return True
+        return False
+
+    def _end_line_ok(self) -> bool:
+        return not (
+            self.chord or self.grace or self.deco_pending
+        )  # a > may end the line: its right-hand note starts the next
+
+    def _end_line(self) -> bool:
+        if not self._end_line_ok():
+            return False
+        self.prev_element = False
+        self.ctx = "body_ls"
+        return True
+
+    def _continuation(self, c: str) -> bool:
+        if c == "\n":
+            self.ctx = "body"  # the next line continues this one: no line-start fields
+            return True
+        if c == "%":
+            self.ctx = "comment_cont"
+            return True
+        return c == " " or c == "\t"
+
+    def _comment_cont(self, c: str) -> bool:
+        if c == "\n":
+            self.ctx = "body"
+        return True
+
+    # notes, rests, chords
+    def _start_note(self, c: str, kind: str) -> bool:
+        if kind != "note" and (self.chord or self.grace):
+            return False
+        if kind == "mrest" and (self.bar != 0 or self.broken or self.tup_left):
+            return False
+        if not self._can_start_note():
+            return False
+        self.deco_pending = False
+        self.el = kind
+        self.el_len = ""
+        self.el_octave_ok = kind == "note"
+        self.el_upper = c.isupper()
+        self.ctx = "note"
+        self.after_bar = False
+        return True
+
+    def _acc(self, c: str) -> bool:
+        if c in NOTE_LETTERS:
+            self.acc = ""
+            return self._start_note(c, "note")
+        if c == self.acc[-1] and len(self.acc) == 1 and c != "=":
+            self.acc += c
+            return True
+        return False
+
+    def _note(self, c: str) -> bool:
+        if c in ",'":
+            # abc2midi: "Bad pitch specifier" for c, or C' (strict mode writes C, and c' only)
+            return self.el_octave_ok and not (self.strict and (c == ",") != self.el_upper)
+        if c.isdigit() or c == "/":
+            self.el_octave_ok = False
+            length = self.el_len + c
+            if self.el == "mrest" and not c.isdigit():
+                return False
+            if not _length_prefix_ok(length) or (self.strict and length.count("/") > MAX_STRICT_SLASHES):
+                return False
+            self.el_len = length
+            return self._length_can_fit(length)
+        self.ctx = "chord" if self.chord else ("grace" if self.grace else "body")
+        if not self._finish_element():
+            return False
+        return self._step(c)
+
+    def _finish_element(self) -> bool:
+        kind, multiplier = self.el, _length_value(self.el_len)
+        if multiplier is None:
+            return False
+        self.el = ""
+        if self.grace:
+            self.grace_n += 1
+            return True
+        if self.chord:
+            if self.chord_first is None:
+                self.chord_first = multiplier
+            return True
+        if kind == "mrest":
+            return self._add_multi_rest(int(self.el_len or 1))
+        if kind == "chord":
+            multiplier *= self.chord_first
+        return self._add_element(kind != "chord", self.unit * multiplier)
+
+    def _add_element(self, plain: bool, duration: Fraction) -> bool:
+        if self.tup_left:
+            duration *= self.tup_factor
+            self.tup_left -= 1
+        right = False
+        if self.broken:
+            last_plain, last_duration, last_right = self.last
+            if last_plain and plain and last_duration != duration:
+                return False  # abc2midi: "Cannot apply broken rhythm. Notes not equal durations"
+            left_factor, right_factor = BROKEN_FACTORS[abs(self.broken)]
+            if self.broken < 0:
+                left_factor, right_factor = right_factor, left_factor
+            added = last_duration * (left_factor - 1) + duration * right_factor
+            duration = duration * right_factor
+            self.broken = 0
+            right = True
+        else:
+            added = duration
+        self.last = (plain, duration, right)
+        self.n_elements += 1
+        self.prev_element = True
+        return self._add_duration(added)
+
+    def _add_duration(self, added: Fraction) -> bool:
+        self.bar += added
+        self.seg += added
+        # An overfull bar can never be repaired; abc2midi lets a voice's first bar (a pickup) be any length, the
+        # project's validator (and strict mode) only shorter.
+        return self.bar_len is None or self.bar <= self.bar_len or (self.barno == 0 and not self.strict)
+
+    def _add_multi_rest(self, count: int) -> bool:
+        if count < 1 or self.bar_len is None:
+            return count >= 1
+        self.n_elements += 1
+        self.prev_element = False
+        self.last = None
+        self.bar = self.bar_len
+        self.seg += self.bar_len
+        self.barno += count - 1
+        self.ctx = "mrest_done"
+        return True
+
+    def _mrest_done(self, c: str) -> bool:
+        # a multi-bar rest stands alone in its bar
+        if c == " " or c == "\t":
+            return True
+        if c == "|" or c == ":" or c == "[":
+            self.ctx = "body"
+            return self._step(c)
+        return False
+
+    def _broken_start(self, c: str) -> bool:
+        if not self.prev_element or self.last is None or self.last[2] or self.chord or self.grace:
+            return False
+        self.broken = 1 if c == ">" else -1
+        self.prev_element = False
+        self.ctx = "broken"
+        return True
+
+    def _broken(self, c: str) -> bool:
+        sign = 1 if self.broken > 0 else -1
+        if c == (">" if sign > 0 else "<"):
+            if abs(self.broken) >= 3:
+                return False
+            self.broken += sign
+            return True
+        self.ctx = "body"
+        if c in "|:]\\%-<>":
+            return False
+        return self._step(c)
+
+    def _lbracket(self, c: str) -> bool:
+        if self.deco_pending and not (c in NOTE_LETTERS or c in ACCIDENTALS):
+            return False
+        if c == "|":
+            self.ctx = "body"
+            return self._bar(THICK_THIN)
+        if c.isdigit():
+            if not self.after_bar or self.broken:
+                return False
+            self.ctx = "ending"
+            self.fbuf = c
+            return True
+        if c.isascii() and c.isalpha() and c in INLINE_FIELDS and c not in NOTE_LETTERS:
+            if not self._clean_for_field():
+                return False
+            self.fletter = c
+            self.ctx = "inline_colon"
+            return True
+        if c in NOTE_LETTERS or c in ACCIDENTALS:
+            return self._open_chord() and self._step(c)
+        return False
+
+    def _inline_colon(self, c: str) -> bool:
+        if c == ":":
+            if not self._clean_for_field():
+                return False
+            self.ctx = "field"
+            self.fbuf = ""
+            self.finline = True
+            return True
+        return False
+
+    def _length_can_fit(self, length: str) -> bool:
+        """Whether the note length typed so far can still end as a length that fits.
+
+        Every accepted prefix must have a valid completion. A bare number such as ``A8`` may only be rescued by
+        one ``/`` (``A3/2``), so it is refused as soon as half of it overflows the bar; the right-hand note of a
+        broken rhythm must be able to reach exactly the length of the left-hand one.
+        """
+        if self.grace or self.el == "mrest" or (self.chord and self.chord_first is not None):
+            return True  # grace notes take no time; a chord lasts as long as its first note
+        factor = self.tup_factor if self.tup_left else Fraction(1)
+        if self.el == "chord":
+            factor *= self.chord_first
+        plain_pair = (
+            self.broken and self.last is not None and self.last[0] and not self.chord and self.el == "note"
+        )
+        if plain_pair:
+            target = self.last[1] / (self.unit * factor)
+            return any(spelling.startswith(length) for spelling in _length_spellings(target))
+        if self.bar_len is None or (self.barno == 0 and not self.strict):
+            return True
+        room = self._room()
+        if self.broken and self.last is not None:
+            factor *= self._broken_factors()[1]
+        return self.unit * factor * _shortest_completion(length) <= room
+
+    def _broken_factors(self) -> tuple[Fraction, Fraction]:
+        left, right = BROKEN_FACTORS[abs(self.broken)]
+        return (right, left) if self.broken < 0 else (left, right)
+
+    def _room(self) -> Fraction:
+        """Duration left in the bar, after the pending change of a broken rhythm's left-hand note."""
+        room = self.bar_len - self.bar
+        if self.broken and self.last is not None:
+            room -= self.last[1] * (self._broken_factors()[0] - 1)
+        return room
+
+    def _bar_is_full(self) -> bool:
+        """No note can start: the bar has no room left (its duration is added only when the note ends)."""
+        if self.bar_len is None or (self.barno == 0 and not self.strict):
+            return False
+        room = self._room()
+        if self.broken and self.last is not None and self.last[0]:
+            return room < self.last[1] * self._broken_factors()[1]  # the right note must match the left
+        return room <= 0
+
+    def _can_start_note(self) -> bool:
+        if self.chord or self.grace:
+            return True
+        if self._bar_is_full():
+            return False
+        if self.broken and self.last is not None and self.last[0]:
+            factor = self.tup_factor if self.tup_left else 1
+            return bool(_length_spellings(self.last[1] / (self.unit * factor)))
+        return True
+
+    def _open_chord(self) -> bool:
+        if self.chord or self.grace or self._bar_is_full():
+            return False
+        self.chord = True
+        self.deco_pending = False
+        self.chord_first = None
+        self.ctx = "chord"
+        self.after_bar = False
+        return True
+
+    def _chord(self, c: str) -> bool:
+        if c in NOTE_LETTERS:
+            return self._start_note(c, "note")
+        if c in ACCIDENTALS:
+            self.acc = c
+            self.ctx = "acc"
+            return True
+        if c == "]":
+            return self._close_chord()
+        if c == "-" or c == " ":
+            return True
+        return c in DECORATION_SHORTCUTS
+
+    def _close_chord(self) -> bool:
+        if self.chord_first is None:
+            return False
+        self.chord = False
+        self.el = "chord"
+        self.el_len = ""
+        self.el_octave_ok = False
+        self.ctx = "note"
+        return True
+
+    def _grace_open(self, c: str) -> bool:
+        self.ctx = "grace"
+        if c == "/":
+            return True
+        return self._grace(c)
+
+    def _grace(self, c: str) -> bool:
+        if c in NOTE_LETTERS:
+            return self._start_note(c, "note")
+        if c in ACCIDENTALS:
+            self.acc = c
+            self.ctx = "acc"
+            return True
+        if c == "}":
+            if self.grace_n == 0:
+                return False
+            self.grace = False
+            self.deco_pending = self.strict  # abc2midi: "No note found to follow grace notes"
+            self.ctx = "body"
+            return True
+        return c == " "
+
+    def _quoted(self, c: str) -> bool:
+        if c == '"':
+            self.ctx = "body"
+            return self._quoted_ok(self.fbuf, partial=False)
+        if c == "\n" or (len(self.fbuf) >= MAX_QUOTED_CHARS and self.strict):
+            return False
+        self.fbuf += c
+        return self._quoted_ok(self.fbuf, partial=True)
+
+    def _deco(self, c: str) -> bool:
+        if c == "\n" and self.deco_close == "!" and not self.fbuf.strip() and not self.strict:
+            self.ctx = "body"  # "!" at the end of a line: the old ABC line break
+            return self._end_line()
+        if c == self.deco_close:
+            self.ctx = "body"
+            return DECORATION.fullmatch(self.fbuf) is not None
+        self.fbuf += c
+        return DECORATION.fullmatch(self.fbuf, partial=True) is not None
+
+    def _paren(self, c: str) -> bool:
+        if c.isdigit():
+            if c in "01" or self.tup_left or self.chord or self.grace or self.broken:
+                return False
+            self.ctx = "tuplet"
+            self.fbuf = c
+            return True
+        if self.slur >= MAX_SLUR_DEPTH:
+            return False
+        self.slur += 1
+        self.prev_element = False
+        self.ctx = "body"
+        return self._step(c)
+
+    def _tuplet(self, c: str) -> bool:
+        if c.isdigit() or c == ":":
+            spec = self.fbuf + c
+            if _TUPLET_SPEC.fullmatch(spec) is None:
+                return False
+            self.fbuf = spec
+            return True
+        parts = self.fbuf.split(":")
+        p = int(parts[0])
+        q = int(parts[1]) if len(parts) > 1 and parts[1] else DEFAULT_TUPLET_Q.get(p)
+        if q is None:
+            q = 3 if is_compound(self.meter_num) else 2
+        r = int(parts[2]) if len(parts) > 2 and parts[2] else p
+        if p < 2 or q < 1 or r < 1:
+            return False
+        self.tup_left = r
+        self.tup_factor = Fraction(q, p)
+        self.prev_element = False
+        self.ctx = "body"
+        if c == " ":
+            return True
+        return self._step(c)
+
+    def _ending(self, c: str) -> bool:
+        if c.isdigit() or c in ",-":
+            if len(self.fbuf) >= 8 or (c in ",-" and not self.fbuf[-1].isdigit()):
+                return False
+            self.fbuf += c
+            return True
+        if not self.fbuf[-1].isdigit():
+            return False
+        self._record(("ending", _ending_numbers(self.fbuf)))
+        self.ctx = "body"
+        return self._step(c)
+
+    # bar lines
+    def _bar_allowed(self) -> bool:
+        return not (self.broken or self.tup_left or self.chord or self.grace)
+
+    def _bar_pending(self, c: str) -> bool:
+        if c == "|":
+            self.ctx = "bar2"
+            return True
+        if c == "]":
+            self.ctx = "body"
+            return self._bar(THIN_THICK)
+        if c == ":":
+            self.ctx = "body"
+            return self._bar(BAR_REP)
+        self.ctx = "body"
+        if not self._bar(SINGLE):
+            return False
+        if c.isdigit():
+            self.ctx = "ending"
+            self.fbuf = c
+            return c != "0"
+        return self._step(c)
+
+    def _bar2(self, c: str) -> bool:
+        self.ctx = "body"
+        if c == ":":  # ||: reads as a start repeat
+            return self._bar(BAR_REP)
+        return self._bar(DOUBLE) and self._step(c)
+
+    def _bar_would_pass(self, kind: str) -> bool:
+        """Every state the tracker accepts must have a legal continuation, so a repeat sign whose replay would
+        fail is refused at its first character, not when the character after it arrives."""
+        return self.copy()._bar(kind)
+
+    def _colon(self, c: str) -> bool:
+        if c == "|":
+            self.ctx = "colon_bar"
+            return self._bar_would_pass(REP_BAR)
+        if c == ":":
+            self.ctx = "body"
+            return self._bar(DOUBLE_REP)
+        return False  # a lone ":" is not ABC
+
+    def _colon_bar(self, c: str) -> bool:
+        self.ctx = "body"
+        if not self._bar(REP_BAR):
+            return False
+        if c == "]":  # :|] is drawn differently but repeats the same way
+            return True
+        if c == "|":
+            self.ctx = "bar2"  # :|| and :||: (end and start of repeats)
+            return True
+        if c.isdigit():
+            self.ctx = "ending"
+            self.fbuf = c
+            return c != "0"
+        return self._step(c)
+
+    def _record(self, event) -> None:
+        self.segs = (self.segs, event)
+
+    def _bar(self, kind: str) -> bool:
+        """A bar line of ``kind`` after the current bar: abc2midi's checkbar/softcheckbar, and the repeat replay."""
+        if not self._bar_allowed():
+            return False
+        self.prev_element = False
+        self.last = None
+        if not self._check_bar(kind):
+            return False
+        self._record(("bar", kind, self.seg))
+        self.seg = _ZERO
+        self.after_bar = True
+        if kind == BAR_REP:
+            self._start_repeat()
+        elif kind == REP_BAR or kind == DOUBLE_REP:
+            if not self._closes_second_ending():
+                ok, bar = self._replay_repeat()
+                if not ok:
+                    return False
+                self.bar = bar
+            self._start_repeat()
+            self.expect_repeat = kind == DOUBLE_REP
+        elif kind != SINGLE and not self.expect_repeat:
+            # abc2midi turns the last double bar before a :| with no |: into the start of the repeat
+            self._start_repeat()
+            self.expect_repeat = False
+        return True
+
+    def _closes_second_ending(self) -> bool:
+        """``:|2 ... :|``: the :| ends the second ending, which is played on the second pass; no replay."""
+        node, first = self.segs, None
+        while node is not None:
+            node, first = node
+        return first is not None and first[0] == "ending" and 1 not in first[1]
+
+    def _start_repeat(self) -> None:
+        self.segs = None
+        self.rep_barno = self.barno
+        self.expect_repeat = True
+
+    def _check_bar(self, kind: str) -> bool:
+        bar, full = self.bar, self.bar_len
+        if full is None:
+            self.bar = _ZERO
+            return True
+        if kind in SOFT_BARS and bar < full and self.barno > 0:
+            return True  # a repeat or double bar in mid-bar: the bar continues after it
+        if bar != full and bar != 0 and self.barno != 0:
+            if kind != SINGLE or bar > full or self.voices:
+                return False
+            self.final_bar = True  # the last bar of a tune may be short even when closed with |
+        if bar > 0:
+            self.barno += 1
+        self.bar = _ZERO
+        return True
+
+    def _replay_repeat(self) -> tuple[bool, Fraction]:
+        """abc2midi's second pass over the repeated section, with the short bar left before ``:|`` carried in."""
+        full = self.bar_len
+        events = []
+        node = self.segs
+        while node is not None:
+            node, event = node
+            events.append(event)
+        events.reverse()
+        # the last event is the :| itself (recorded just before this call)
+        bar, barno = self.bar, self.rep_barno
+        i = 0
+        while i < len(events):
+            event = events[i]
+            if event[0] == "ending":
+                if 2 in event[1]:
+                    i += 1
+                    continue
+                # skip the ending not played on pass 2, up to the next soft bar line (not itself processed)
+                i += 1
+                while i < len(events) and not (events[i][0] == "bar" and events[i][1] in ENDING_STOPS):
+                    i += 1
+                barno += 1
+                i += 1
+                continue
+            _, kind, seg = event
+            bar += seg
+            if full is not None:
+                if kind in SOFT_BARS and bar < full and barno > 0:
+                    i += 1
+                    continue
+                if bar != full and bar != 0:
+                    return False, bar
+                if bar > 0:
+                    barno += 1
+                bar = _ZERO
+            i += 1
+        return True, bar
+
+    # end of the tune
+    def _end_tune(self) -> bool:
+        if self.ctx == "note":
+            self.ctx = "body"
+            if not self._finish_element():
+                return False
+        if self.ctx == "bar":
+            if not self._bar(SINGLE):
+                return False
+        elif self.ctx == "bar2":
+            if not self._bar(DOUBLE):
+                return False
+        elif self.ctx == "colon_bar":
+            if not self._bar(REP_BAR):
+                return False
+        elif self.ctx == "ending":
+            return False
+        if self.ctx in ("bar", "bar2", "colon_bar"):
+            self.ctx = "body"
+        if self.ctx not in ("body", "body_ls", "comment", "mrest_done", "continuation"):
+            return False
+        if (
+            self.broken
+            or self.tup_left
+            or self.chord
+            or self.grace
+            or self.deco_pending
+            or not self.n_elements
+        ):
+            return False
+        if self.expect_repeat or any(saved[_EXPECT_REPEAT] for saved in self.voices.values()):
+            return False  # abc2midi: "Missing :| at end of tune"
+        self._reset()
+        return True
+
+
+def _length_prefix_ok(length: str) -> bool:
+    """A note length being typed: digits, then slashes, then digits (``3``, ``/``, ``//``, ``3/2``, ``/4``)."""
+    match = _LENGTH.fullmatch(length)
+    if match is None:
+        return False
+    top, slashes, bottom = match.groups()
+    if len(slashes) > 1 and bottom:
+        return False
+    if bottom and bottom not in _DENOMINATOR_PREFIXES:
+        return False  # only binary fractions, and every prefix accepted must have a valid completion
+    return all(not n or (n[0] != "0" and int(n) <= MAX_LENGTH_NUMBER) for n in (top, bottom))
+
+
+def _shortest_completion(length: str) -> Fraction:
+    top, slashes, bottom = _LENGTH.fullmatch(length).groups()
+    numerator = Fraction(int(top) if top else 1)
+    if not slashes:
+        return numerator / 2
+    if not bottom:
+        if len(slashes) == 1:
+            return numerator / 64  # A/ may still become A/64
+        return numerator / 2 ** min(len(slashes) + 1, MAX_STRICT_SLASHES)
+    return numerator / {"1": 16, "3": 32, "6": 64}.get(bottom, int(bottom))
+
+
+def _length_spellings(multiplier: Fraction) -> list[str]:
+    """The ways to write a note length of ``multiplier`` units (``""`` for 1, ``3/2``, ``/``, ``/4``, ``//``)."""
+    n, d = multiplier.numerator, multiplier.denominator
+    if d & (d - 1) or n > MAX_LENGTH_NUMBER or d > 64:
+        return []
+    if d == 1:
+        return ["" if n == 1 else str(n)]
+    spellings = [f"{n}/{d}"]
+    if n == 1:
+        spellings += [f"/{d}", "/" * (d.bit_length() - 1)]
+    if d == 2:
+        spellings.append(f"{n}/")
+    return spellings
+
+
+def _length_value(length: str) -> Fraction | None:
+    if not length:
+        return Fraction(1)
+    if "/" not in length:
+        return Fraction(int(length))
+    top, _, rest = length.partition("/")
+    numerator = int(top) if top else 1
+    slashes = 1 + len(rest) - len(rest.lstrip("/"))
+    digits = rest.lstrip("/")
+    denominator = int(digits) if digits else 2**slashes
+    if denominator & (denominator - 1):
+        return None  # only binary fractions: /3 is not a note length abc2midi plays as written
+    return Fraction(numerator, denominator)
+
+
+def _ending_numbers(text: str) -> frozenset[int]:
+    numbers: set[int] = set()
+    for part in text.split(","):
+        if "-" in part:
+            low, _, high = part.partition("-")
+            if low and high:
+                numbers.update(range(int(low), int(high) + 1))
+        elif part:
+            numbers.add(int(part))
+    return frozenset(numbers)
+
+
+_HANDLERS = {
+    "prose": AbcTracker._prose,
+    "prose_letter": AbcTracker._prose_letter,
+    "hdr_ls": AbcTracker._hdr_ls,
+    "field_colon": AbcTracker._field_colon,
+    "hdr_comment": AbcTracker._hdr_comment,
+    "field": AbcTracker._field,
+    "body_ls": AbcTracker._body_ls,
+    "body_letter": AbcTracker._body_letter,
+    "comment": AbcTracker._comment,
+    "comment_cont": AbcTracker._comment_cont,
+    "continuation": AbcTracker._continuation,
+    "body": AbcTracker._body,
+    "acc": AbcTracker._acc,
+    "note": AbcTracker._note,
+    "mrest_done": AbcTracker._mrest_done,
+    "broken": AbcTracker._broken,
+    "lbracket": AbcTracker._lbracket,
+    "inline_colon": AbcTracker._inline_colon,
+    "chord": AbcTracker._chord,
+    "grace_open": AbcTracker._grace_open,
+    "grace": AbcTracker._grace,
+    "quoted": AbcTracker._quoted,
+    "deco": AbcTracker._deco,
+    "paren": AbcTracker._paren,
+    "tuplet": AbcTracker._tuplet,
+    "ending": AbcTracker._ending,
+    "bar": AbcTracker._bar_pending,
+    "bar2": AbcTracker._bar2,
+    "colon": AbcTracker._colon,
+    "colon_bar": AbcTracker._colon_bar,
+}

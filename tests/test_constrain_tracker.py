@@ -1,0 +1,172 @@
+"""The incremental ABC tracker on hand-written tunes: legal continuations accepted, illegal ones rejected.
+
+Every whole tune used as an accepted example is also checked with the real abc2midi (through
+``chatmusician_hf.music.validate_abc``), so the tests cannot drift from what the reference tool says.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chatmusician_hf.constrain import AbcTracker
+from chatmusician_hf.music import validate_abc
+
+
+def header(meter: str, unit: str | None = "1/8", key: str = "G") -> str:
+    lines = ["X:1", "T:Test", f"M:{meter}"] + ([f"L:{unit}"] if unit else []) + [f"K:{key}"]
+    return "\n".join(lines) + "\n"
+
+
+def tracker_after(text: str, strict: bool = True) -> AbcTracker:
+    tracker = AbcTracker(strict=strict)
+    for index, char in enumerate(text):
+        assert tracker.feed(char), f"refused {char!r} at {index}: {text[:index]!r}"
+    return tracker
+
+
+def accepts(prefix: str, continuation: str, strict: bool = True) -> bool:
+    return tracker_after(prefix, strict).copy().feed(continuation)
+
+
+# (name, whole tune) -- each must be accepted to the end, be allowed to end, and be valid for abc2midi
+VALID_TUNES = [
+    ("2/4 eighths", header("2/4") + "GA|Bc dB|AG FA|G2 z2|]\n"),
+    ("3/4 quarters", header("3/4", "1/4", "D") + "D|F A d|c2 B|A3|]\n"),
+    ("4/4 sixteenths", header("4/4", "1/16") + "G4A4B4c4|d8 B4G4|A16|]\n"),
+    ("6/8 jig", header("6/8") + "D|GAG GBd|e2d B2A|GAB AGE|D3 D2|]\n"),
+    ("9/8 slip jig", header("9/8", key="Em") + "B2E G2E F3|B2E G2E FED|E3 E3 E3|]\n"),
+    ("C common time", header("C") + "G2AB c2BA|G8|]\n"),
+    ("C| cut time", header("C|") + "G2AB c2BA|G8|]\n"),
+    ("default unit from 2/4", header("2/4", None) + "G4A4|B8|]\n"),
+    ("default unit from 3/4", header("3/4", None) + "G2A2B2|d6|]\n"),
+    ("triplets", header("2/4") + "(3ABc d2|(3:2:3GAB (3z/A/B/ c|d4|]\n"),
+    ("broken rhythm", header("4/4") + "A>B c<d e>>f g<<a|[CE]>[DF] G2 z4|]\n"),
+    ("chords", header("4/4") + "[CEG]2 [C2E2G2] [CE]4|[G,B,D]8|]\n"),
+    ("grace notes", header("4/4") + "{g}A2 {/ag}B2 {ABc}c4|d8|]\n"),
+    ("chord symbols and decorations", header("4/4") + '"Am"A2 "G/B"B2 !trill!c2 ~d2|"^fine"e8|]\n'),
+    ("repeats with pickup", header("4/4") + "|:G2|c2d2 e2f2|g6:|\n"),
+    ("first and second endings", header("6/8") + "|:GAB c3|d6|1 e6:|2 f6|]\n"),
+    ("ending across a pickup", header("4/4") + "G2|:c8|1 d6 G2:|2 d8|]\n"),
+    ("inline fields", header("4/4") + "A8|[M:3/4]A6|[L:1/4]A3|[K:D]d3|]\n"),
+    ("two voices", header("4/4").replace("K:G", "V:1\nV:2\nK:G") + "V:1\nA8|B8|]\nV:2\nA,8|B,8|]\n"),
+    ("inline voices", header("2/4") + "[V:1]A4|B4|]\n[V:2]A,4|B,4|]\n"),
+    ("comments and continuation", header("2/4") + "% a comment\nA2B2|\\\nc4|]\n"),
+]
+
+
+@pytest.mark.parametrize("name,tune", VALID_TUNES, ids=[name for name, _ in VALID_TUNES])
+def test_valid_tune_accepted_in_full(name, tune):
+    tracker = tracker_after(tune)
+    assert tracker.can_end()
+    assert tracker_after(tune, strict=False).can_end()
+    report = validate_abc(tune)
+    assert report.is_valid, report.summary()
+
+
+# (name, prefix, legal continuations, illegal continuations). Prefixes start after the first (pickup) bar, and
+# continuations end with a character that completes the last symbol (a note's length or a bar line is only known
+# when the next character arrives).
+CONTINUATIONS = [
+    ("2/4 bar fill", header("2/4") + "GA|Bc", ["dB|", " d2|", "d/d/B|"], ["dBA", "d2B ", "d|e"]),
+    ("3/4 in quarters", header("3/4", "1/4") + "D|F A", [" d|", "d|", "/B/|"], [" d2 ", "|B", "d e "]),
+    ("4/4 in sixteenths", header("4/4", "1/16") + "z16|G4A4", ["B4c4|", "B8|"], ["B4c4d ", "B12 ", "B4|G"]),
+    ("6/8 compound", header("6/8") + "z6|GAG ", ["GBd|", "B3|", "(3BcdB|"], ["GBde ", "B4 ", "B2|c"]),
+    ("9/8", header("9/8") + "z9|B2E G2E ", ["F3|", "FED|"], ["F4|", "FE|E"]),
+    ("C is 4/4", header("C") + "z8|G2AB c2B", ["A|", "/A/|"], ["A2 ", "|c"]),
+    ("C| is 2/2", header("C|") + "z8|G2AB c2", ["BA|", "B2|"], ["B3|", "B|A"]),
+    ("note lengths", header("4/4") + "z8|A", ["2 ", "3/2 ", "/ ", "// ", "/4 "], ["0", "//4", "2/3 ", "/0"]),
+    ("tuplet", header("2/4") + "z4|(3AB", ["c d2|", "cd2|"], ["|", "c d3 ", "cd2e "]),
+    (
+        "broken rhythm",
+        header("4/4") + "z8|A",
+        [">B ", "<B ", ">>B ", "2>B2 "],
+        [">B/ ", ">|", ">B>c", "2>B "],
+    ),
+    ("chord", header("4/4") + "z8|[CE", ["G]", "G]2 ", "G] [DF]"], ["|", "\n", "]9 ", "z]"]),
+    ("empty chord", header("4/4"), ["[C] "], ["[]"]),
+    ("grace group", header("4/4") + "z8|{g", ["}A", "a}A", "/}"], ["|", "\n", "z}"]),
+    ("chord symbol", header("4/4"), ['"Am"A', '"G7/B"B', '"^any text"A'], ['"H7"A', '"Am\n', '"Cfoo"']),
+    ("decoration", header("4/4"), ["!trill!A", "+fermata+A", "~A", "TA"], ["!tr ill!", "!trill\n"]),
+    ("slurs", header("4/4") + "(AB", [")c", "(c)d)"], []),
+    ("unmatched slur end (strict)", header("4/4") + "AB", ["c"], [")"]),
+    ("inline field", header("4/4") + "A2", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
+    (
+        "no X: in the body",
+        header("4/4") + "A8|\n",
+        ["T:Part two\nB8|", "%comment\nB8|"],
+        ["X:2\n", "H:history\n"],
+    ),
+    (
+        "repeat must complete the pickup",
+        header("4/4") + "|:G2|c8|",
+        ["d6:|\n", "d4 B2:|\n"],
+        ["d8:|\n", "d4:|\n"],
+    ),
+    ("second ending", header("6/8") + "|:GAB c3|d6|1 e6:|2 ", ["f6|]", "f3 g3||"], ["f6 g "]),
+]
+
+
+@pytest.mark.parametrize("name,prefix,legal,illegal", CONTINUATIONS, ids=[case[0] for case in CONTINUATIONS])
+def test_continuations(name, prefix, legal, illegal):
+    for continuation in legal:
+        assert accepts(prefix, continuation), (
+            f"{name}: {continuation!r} should be legal after {prefix[-20:]!r}"
+        )
+    for continuation in illegal:
+        assert not accepts(prefix, continuation), f"{name}: {continuation!r} should be illegal"
+
+
+def test_header_values_are_checked_while_typed():
+    start = "X:1\n"
+    assert accepts(start, "M:6/8\n") and accepts(start, "M:C|\n") and accepts(start, "M:none\n")
+    assert not accepts(start, "M:6/x") and not accepts(start, "M:six")
+    assert accepts(start, "L:1/16\n") and not accepts(start, "L:1/3\n")
+    assert accepts(start, "K:Gmix\n") and accepts(start, "K:F#m\n") and not accepts(start, "K:Cfoo\n")
+    assert not accepts(start, "\n"), "a blank line would end the tune before its K: line"
+    assert not accepts(start, "X:2"), "a second X: in the header"
+    assert not tracker_after(start + "M:4/4\n").can_end(), "a tune cannot end in its header"
+
+
+def test_tune_end_rules():
+    body = header("4/4")
+    assert not tracker_after(body).can_end(), "no music yet"
+    assert tracker_after(body + "A8|").can_end()
+    assert tracker_after(body + "A8|A4").can_end(), "the last bar may be short"
+    assert tracker_after(body + "A8|A4|").can_end(), "even when closed with a bar line"
+    assert not accepts(body + "A8|A4|", "B4"), "but then nothing may follow it"
+    assert not tracker_after(body + "A8|[CE").can_end(), "open chord"
+    assert not tracker_after(body + "A8|(3AB").can_end(), "unfinished triplet"
+    assert not tracker_after(body + "|:A8|").can_end(), "abc2midi: Missing :| at end of tune"
+    assert not tracker_after(body + "A>").can_end(), "broken rhythm without its second note"
+
+
+def test_pickup_bar_and_strictness_of_first_bar():
+    body = header("4/4")
+    assert accepts(body, "G2|A8|"), "a pickup bar may be short"
+    assert not accepts(body, "G10 "), "strict mode: the first bar may not overflow"
+    assert accepts(body, "G10|A8|", strict=False), "abc2midi does not check the first bar at all"
+
+
+def test_multi_voice_bars_are_tracked_per_voice():
+    body = header("4/4").replace("K:G", "V:1\nV:2\nK:G") + "V:1\nG2|A8|\nV:2\nz2|"
+    assert accepts(body, "B8|\nV:1\nc8|"), "each voice has its own pickup and bar count"
+    assert not accepts(body, "B8|\nV:1\nc6|d"), "voice 1 resumes its own bar count: a short inner bar"
+    assert not accepts(body, "B8|\nV:1\nc9 "), "and its own bar length"
+
+
+def test_prose_around_a_tune_is_free():
+    answer = (
+        "Here is a jig in G:\n" + header("6/8") + 'GAG GBd|g6|]\n\nEnjoy it! Any text: [ ( { " is fine.\n'
+    )
+    tracker = tracker_after(answer)
+    assert not tracker.in_tune and tracker.can_end()
+    assert tracker_after("Sure. " + "T:not at a line start, so prose\n").mode == "prose"
+    inside = tracker_after("Sure:\n" + header("6/8"))
+    assert inside.in_tune and not inside.copy().feed("Hello")
+
+
+def test_copies_are_independent():
+    tracker = tracker_after(header("4/4") + "A2")
+    trial = tracker.copy()
+    assert not trial.feed("B9 ")
+    assert tracker.feed("B2c2d2|"), "a failed trial on a copy leaves the original usable"
