@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "push": ("chatmusician_hf.push", "Publish a model, adapter, Space or metric folder to the Hub in one commit."),
     "chat": ("chatmusician_hf.chat", "Chat with a model in the terminal: multi-line input, streaming, --render DIR."),
     "generate": ("chatmusician_hf.generate", "Answer a JSONL file of prompts in batches; tunes extracted and validated."),
+    "quickstart": ("chatmusician_hf.quickstart", "The whole pipeline on the embedded default, no network: train, merge, evaluate, report."),
     "render": ("chatmusician_hf.render", "Render an ABC tune to SVG sheet music, MIDI and WAV; print its validation."),
 }
 

@@ -23,9 +23,10 @@ def sft_run(trained_tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft")
     trainer = run_sft([
         "--config", str(TINY_SFT), "--model_name_or_path", str(trained_tiny_model_dir), "--output_dir", str(out),
-        "--max_steps", "40", "--max_length", "512", "--max_prompt_length", "384", "--eval_steps", "40",
+        "--max_steps", "40", "--max_length", "512", "--max_prompt_length", "384", "--eval_strategy", "steps",
+        "--eval_steps", "40",
         "--eval_on_start", "true", "--save_strategy", "no", "--logging_steps", "5", "--disable_tqdm", "true",
-        "--max_rows", "2000",
+        "--max_rows", "600",
     ])
     return trainer, out
 
