@@ -264,7 +264,7 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
             lines.append(f"- **{stage}**: {info['global_step']} steps, final train loss {_fmt(info['final_train_loss'])}, "
                          f"held-out loss {_fmt(info['final_eval_loss'])} ({info['hardware']}, {info['train_runtime_s']}s)")
             if (out / stage / "loss_curve.png").is_file():
-                lines.append(f"\n![{stage} loss curve]({stage}/loss_curve.png)\n")
+                lines += ["", f"![{stage} loss curve]({stage}/loss_curve.png)", ""]
     losses = evaluation.get("held_out_loss", {})
     if losses:
         lines += ["", f"Held-out loss (nats/token, corpus validation blocks): untrained {_fmt(losses.get('tiny-base'))}, "
@@ -286,7 +286,7 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
         if "svg" in files:
             lines.append(f"![score](example/{Path(files['svg']).name})")
         if "wav" in files:
-            lines.append(f"\n[audio](example/{Path(files['wav']).name})")
+            lines += ["", f"[audio](example/{Path(files['wav']).name})"]
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
 
@@ -295,7 +295,7 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
         if line.startswith("!["):
             src = line[line.index("(") + 1:-1]
             body.append(f'<img src="{html.escape(src)}" alt="{html.escape(line[2:line.index("]")])}" style="max-width:100%">')
-        elif line.startswith("\n[audio]"):
+        elif line.startswith("[audio]("):
             src = line[line.index("(") + 1:-1]
             body.append(f'<audio controls src="{html.escape(src)}"></audio>')
         else:

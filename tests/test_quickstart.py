@@ -102,6 +102,7 @@ def test_report_page_shows_loss_curve_score_and_audio_in_a_browser(killed_then_r
         assert any(src.endswith("cpt/loss_curve.png") for src in loaded), loaded
         if "svg" in example["files"]:
             assert any(src.endswith(".svg") for src in loaded), loaded
+        if "wav" in example["files"]:  # a tune that abc2midi rejects has a score but no audio
             assert driver.find_elements(By.TAG_NAME, "audio")
         artifacts = REPO / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
