@@ -29,11 +29,18 @@ def test_top_level_help_lists_every_stage():
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_subcommand_help_explains_its_options(stage):
+    import argparse
+    import importlib
+
     result = run_cli(stage, "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: chatmusician-hf" in result.stdout
-    # Every option documented: argparse prints the help text under each flag; a flag with no help has none.
-    assert "--" in result.stdout
+    parser = importlib.import_module(STAGES[stage][0]).make_parser()
+    if not hasattr(parser, "_actions"):
+        return  # preprocess and eval dispatch to per-stage parsers; their own tests check those
+    undocumented = [a.option_strings[0] for a in parser._actions
+                    if a.option_strings and not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not undocumented, f"options without help: {undocumented}"
 
 
 def test_console_script_is_installed():
