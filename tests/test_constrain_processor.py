@@ -18,9 +18,9 @@ def load(model_dir):
     return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir)
 
 
-def generate(model, tokenizer, prompts, processor=None, **kwargs):
+def generate(model, tokenizer, prompts, processor=None, seed=0, **kwargs):
     inputs = tokenizer(prompts, return_tensors="pt", padding=True)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     out = model.generate(
         **inputs,
         logits_processor=LogitsProcessorList([processor] if processor else []),
@@ -126,22 +126,28 @@ def test_sentencepiece_generation_stays_valid(sentencepiece_model):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap: after a rare state with no legal token the processor falls back to unmasked scores and "
-    "then re-reads the row leniently, so a later illegal token can slip through (fuzz with random tokens)",
+    reason="known gap (issue 10 open): abc2midi's repeat-sign state is not modelled yet, so random tokens can "
+    "write a '::' or '|:' that abc2midi rejects ('found :: before |:', 'found another |: after a |:')",
 )
-def test_untrained_model_fuzz(tiny_model_dir):
-    """An untrained model samples nearly random tokens: the processor alone keeps the tunes valid."""
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_untrained_model_fuzz(tiny_model_dir, seed):
+    """An untrained model samples nearly random tokens: the processor alone keeps the tunes valid, never reaches a
+    dead end, and completes every tune before the budget runs out."""
     tokenizer, model = load(tiny_model_dir)
     budget = 48
     processor = build_abc_logits_processor(
         tokenizer, top_k=40, top_p=0.9, temperature=1.0, max_new_tokens=budget
     )
-    outputs = generate(model, tokenizer, HEADERS, processor, max_new_tokens=budget, do_sample=True, top_k=40)
+    outputs = generate(
+        model, tokenizer, HEADERS, processor, max_new_tokens=budget, do_sample=True, top_k=40, seed=seed
+    )
     validated = 0
     for prompt, generated in zip(HEADERS, outputs, strict=True):
         tracker = _assert_tracker_accepts(prompt, generated)
+        assert tracker.can_end(), f"the budget cut an unfinished tune: {generated!r}"
         validated += _assert_ended_tunes_valid(prompt, generated, tracker)
-    assert validated >= 2, outputs
+    assert validated == len(HEADERS), outputs
+    assert processor.stats["dead_ends"] == 0
     free = generate(model, tokenizer, HEADERS, None, max_new_tokens=budget, do_sample=True, top_k=40)
     assert not all(AbcTracker().feed(p + g) for p, g in zip(HEADERS, free, strict=True)), (
         "unconstrained fails"
@@ -165,16 +171,21 @@ def test_prose_is_generated_as_without_the_processor(tiny_model_dir):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap: after a rare state with no legal token the processor falls back to unmasked scores and "
-    "then re-reads the row leniently, so a later illegal token can slip through (fuzz with random tokens)",
+    reason="known gap (issue 10 open): abc2midi's repeat-sign state is not modelled yet, so random tokens can "
+    "write a '::' or '|:' that abc2midi rejects ('found :: before |:', 'found another |: after a |:')",
 )
-def test_chat_answer_with_a_tune_in_the_middle(tiny_model_dir):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chat_answer_with_a_tune_in_the_middle(tiny_model_dir, seed):
     tokenizer, model = load(tiny_model_dir)
     prompt = ["Human: Write a reel. </s> Assistant: Here it is:\nX:1\nM:2/4\nL:1/16\nK:D\n"]
     processor = build_abc_logits_processor(tokenizer, max_new_tokens=40, temperature=1.0)
-    generated = generate(model, tokenizer, prompt, processor, max_new_tokens=40, do_sample=True, top_k=40)[0]
+    generated = generate(
+        model, tokenizer, prompt, processor, max_new_tokens=40, do_sample=True, top_k=40, seed=seed
+    )[0]
     tracker = _assert_tracker_accepts(prompt[0], generated)
-    _assert_ended_tunes_valid(prompt[0], generated, tracker)
+    assert tracker.can_end(), f"the budget cut an unfinished tune: {generated!r}"
+    assert _assert_ended_tunes_valid(prompt[0], generated, tracker) >= 1
+    assert processor.stats["dead_ends"] == 0
 
 
 def test_builder_rejects_unknown_options(tiny_model_dir):
@@ -183,11 +194,6 @@ def test_builder_rejects_unknown_options(tiny_model_dir):
         build_abc_logits_processor(tokenizer, top_q=3)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 10 open): on the briefly trained tiny model some constrained tunes still draw an "
-    "abc2midi error (measured 4/8 parse); the bar-fit part of the guarantee holds",
-)
 def test_trained_model_tunes_are_valid(request):
     """With the lead's briefly trained tiny model: every tune generated from held-out headers passes abc2midi and
     at least 99% of its inner bars fit; the unconstrained rates are printed for comparison."""
@@ -198,11 +204,13 @@ def test_trained_model_tunes_are_valid(request):
     from chatmusician_hf.data.corpus import build_music21_corpus
 
     tokenizer, model = load(model_dir)
-    validation = build_music21_corpus()["validation"]["text"][:8]
-    prompts = [
+    headers = [
         text[: text.index("\nK:") + 1] + text[text.index("\nK:") + 1 :].split("\n", 1)[0] + "\n"
-        for text in validation
+        for text in build_music21_corpus()["validation"]["text"]
     ]
+    # the guarantee is for well-formed headers: a held-out header the tracker refuses (one has a bare "3/8=120"
+    # line) is invalid before any token is generated
+    prompts = [header for header in headers if AbcTracker().feed(header)][:8]
     sampling = dict(do_sample=True, temperature=0.8, top_k=40, top_p=0.95, max_new_tokens=200)
     processor = build_abc_logits_processor(
         tokenizer, **{k: v for k, v in sampling.items() if k != "do_sample"}

@@ -170,3 +170,103 @@ def test_copies_are_independent():
     trial = tracker.copy()
     assert not trial.feed("B9 ")
     assert tracker.feed("B2c2d2|"), "a failed trial on a copy leaves the original usable"
+
+
+# constructions abc2midi rejects with an error that the trained tiny model wrote (measured, issue 10)
+def test_ties_join_notes_of_the_same_pitch():
+    body = header("4/4") + "z8|"
+    assert accepts(body, "A4-A4|") and accepts(body, "A8-|A8|") and accepts(body, "[CE]4-[CE]4|")
+    assert accepts(body, "C4-[CE]4|") and accepts(body, 'A4-"Am"A4|')
+    for bad in ["A4-B", "A4-z", "A4-A,", "A4-a", "[CE]4-C", "A4-{", "z4-"]:
+        assert not accepts(body, bad), f"abc2midi: Could not find note to be tied: {bad!r}"
+    assert not tracker_after(body + "A4-").can_end(), "a tie waiting for its note"
+    for tune in (body + "A4-A4|]\n", body + "[CE]4-[CE]4|]\n"):
+        assert validate_abc(tune).is_valid
+
+
+def test_parts_named_in_the_header_must_be_defined():
+    tune = header("4/4").replace("K:G", "P:ABA\nK:G")
+    assert not tracker_after(tune + "A8|").can_end(), "abc2midi: Part not defined"
+    assert not accepts(tune + "A8|", "A4|\n"), "no short final bar while parts are missing"
+    done = tracker_after(tune + "P:A\nA8|\nP:B\nB8|")
+    assert done.can_end() and validate_abc(tune + "P:A\nA8|\nP:B\nB8|\n").is_valid
+    assert not validate_abc(tune + "A8|\n").parses
+
+
+def test_the_header_key_must_name_a_key():
+    assert not accepts("X:1\n", "K:\n") and not accepts("X:1\n", "K:clef=bass\n")
+    assert accepts("X:1\n", "K:G clef=bass\n") and accepts(header("4/4") + "A8|", "\nK:D\n")
+    assert not validate_abc("X:1\nM:4/4\nK:\nA8|\n").parses
+
+
+def test_nothing_that_could_not_fit_starts_in_a_full_bar():
+    full = header("4/4") + "z8|A8"
+    for opener in ["~", "T", "(3", "[M:2/4]"]:
+        assert not accepts(full, opener), f"{opener!r} in a full bar leaves no way on"
+    assert not accepts(header("4/4") + "z8|A6", ">"), "a broken pair needs room for two equal notes"
+    assert not accepts(header("4/4") + "z8|A7(3", "B3/2 "), "the tuplet's later notes need room too"
+    assert accepts(header("4/4") + "z8|A7(3", "B/4"), "shorter notes still fit"
+
+
+def _random_walk(seed: int, states: int = 400):
+    """States reached by feeding random ABC-like pieces, skipping those the tracker refuses (a walk that stalls,
+    e.g. after a short final bar where only the end may follow, starts again from a fresh header)."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = list("ABCDEFGabcdefgzxZ,'/2348 ||:[]{}()\"<>^_=-~.!\n\n1TK:") + [
+        "|:", ":|", "|1", ":|2", "(3", "[K:D]", "!trill!", '"Am"', "{g}", "V:1\n", "V:2\n", "[M:3/4]", "P:A\n",
+    ]
+    tracker, stalled = None, 0
+    while states:
+        if tracker is None or stalled > 30:
+            tracker, stalled = AbcTracker(), 0
+            assert tracker.feed(rng.choice(HEADERS_FOR_WALKS))
+        trial = tracker.copy()
+        if trial.feed(rng.choice(pieces)):
+            tracker, stalled = trial, 0
+            states -= 1
+            yield tracker
+        else:
+            stalled += 1
+
+
+HEADERS_FOR_WALKS = [
+    header("4/4"), header("6/8"), header("3/4", None, "Am"), header("2/4", "1/16"), header("C|"),
+    header("9/8").replace("K:G", "V:1\nV:2\nP:AB\nK:G"),
+]  # fmt: skip
+
+
+def test_every_accepted_state_can_complete_the_tune():
+    """The invariant the logits processor relies on: from every state the tracker accepts, a legal completion
+    ends the tune (no dead end, no trap). Random walks reach states no hand-written case would. The search is
+    bounded, and misses a few states of random walks (measured 75 of 16,000: repeats whose bars tuplets left a
+    non-binary remainder); the processor copes with those by only keeping, in the last steps, tokens after which a
+    completion is found."""
+    checked = failed = 0
+    for seed in range(10):
+        for tracker in _random_walk(seed):
+            completion = tracker.completion()
+            checked += 1
+            if completion is None:
+                failed += 1
+                continue
+            end = tracker.copy()
+            assert end.feed(completion) and end.can_end(), completion
+    assert checked == 4000
+    assert failed <= checked // 100, f"{failed} of {checked} states have no completion found"
+
+
+def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
+    """Issue 10: no false rejections of real tunes. Measured over the whole music21 corpus (the tunes abc2midi
+    accepts with no musical error and no bar warning): lenient 99.56%, strict 96.83%. The residue is listed by
+    ``python -m chatmusician_hf.constrain.corpus_check``: user decoration letters, ``~``/``H`` shortcuts, unmatched
+    ``)``, a ``Q:`` with no tempo, spaces the strict mode refuses."""
+    from chatmusician_hf.constrain.corpus_check import measure_corpus
+    from chatmusician_hf.data.corpus import iter_music21_tunes
+
+    report = measure_corpus(iter_music21_tunes(), workers=2, progress=False)
+    print("\n" + report.summary())
+    assert report.valid > 7_000
+    assert report.accepted_lenient >= 0.995 * report.valid
+    assert report.accepted_strict >= 0.965 * report.valid

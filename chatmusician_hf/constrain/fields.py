@@ -14,6 +14,14 @@ import regex
 _MODES = "m|min|minor|maj|major|mix|mixolydian|dor|dorian|phr|phrygian|lyd|lydian|loc|locrian|ion|ionian|aeo|aeolian|exp"
 # A key, then optional explicit accidentals or clef/transposition words (``K:D clef=bass``, ``K:G ^f``).
 KEY_VALUE = regex.compile(rf"\s*(?:(?:none|H[Pp]|[A-G][#b]?(?i:{_MODES})?)(?:\s+[^\s%][^%]*)?)?\s*")
+# The first K: (the header's) must name a key: abc2midi takes "K:" or "K:clef=bass" alone as no key at all.
+HEADER_KEY_VALUE = regex.compile(rf"\s*(?:none|H[Pp]|[A-G][#b]?(?i:{_MODES})?)(?:\s+[^\s%][^%]*)?\s*")
+# Strict mode (generation) allows after the key only the words abc2midi knows: anything else it reads as a mode
+# ("Unknown mode") -- a model that runs on after "K:A" writes music there.
+_KEY_WORDS = r"(?:\s+(?:(?:clef|middle|transpose|octave|t|m|stafflines)=\S+|[\^_=]{1,2}[a-gA-G]|treble|bass|alto|tenor|perc|exp))*"
+_KEY = rf"(?:none|H[Pp]|[A-G][#b]?(?:\s*(?i:{_MODES}))?)"
+STRICT_KEY_VALUE = regex.compile(rf"\s*(?:{_KEY}{_KEY_WORDS}|(?:clef|middle|transpose|octave)=\S+)?\s*")
+STRICT_HEADER_KEY_VALUE = regex.compile(rf"\s*{_KEY}{_KEY_WORDS}\s*")
 METER_VALUE = regex.compile(r"\s*(?:C\|?|none|(?:[1-9]\d?\+)*[1-9]\d?/[1-9]\d?)\s*")
 LENGTH_VALUE = regex.compile(r"\s*1(?:/(?:1|2|4|8|16|32|64))?\s*")
 REFERENCE_VALUE = regex.compile(r"\s*\d{1,6}\s*")

@@ -19,30 +19,36 @@ import torch
 from transformers import LogitsProcessor
 
 from .token_text import split_utf8, token_bytes_table
-from .tracker import AbcTracker
+from .tracker import MAX_COMPLETION_CHARS, AbcTracker
 
-WIND_DOWN_STEPS = 8  # the last steps before max_new_tokens pick tokens after which the tune may end
+# In the last steps before max_new_tokens, a token is kept only if the tune can be completed in the steps left
+# after it (AbcTracker.completion), so a tune cut by the budget is still valid.
+WIND_DOWN_STEPS = 12
+CANDIDATE_COMPLETION_NODES = 400  # search effort for each candidate's completion (the model's own tokens)
 FIRST_CANDIDATES = 64  # scores sorted at first; the rest of the vocabulary only when none of these is legal
 TAIL_MASS = 1e-4  # with no top-k/top-p, stop once the unchecked tokens hold this share of the legal mass
 
 
 class _Row:
-    """The tracker of one sequence and the bytes of a UTF-8 character that is not complete yet."""
+    """The tracker of one sequence, the bytes of a UTF-8 character that is not complete yet, and the completion
+    being written when the processor forces one (kept, so each step follows the same legal path to the end)."""
 
-    __slots__ = ("tracker", "pending")
+    __slots__ = ("tracker", "pending", "plan")
 
-    def __init__(self, tracker: AbcTracker, pending: bytes = b""):
+    def __init__(self, tracker: AbcTracker, pending: bytes = b"", plan: str | None = None):
         self.tracker = tracker
         self.pending = pending
+        self.plan = plan
 
     def advanced(self, data: bytes) -> _Row | None:
         text, pending = split_utf8(self.pending + data)
         tracker = self.tracker.copy()
         if not tracker.feed(text):
             return None
-        if pending and not tracker.accepts_any_char():
-            return None
-        return _Row(tracker, pending)
+        if pending and not (tracker.accepts_any_char() and tracker.copy().feed("\ufffd")):
+            return None  # the partial character must be completable here (not past a length limit, say)
+        plan = self.plan[len(text) :] if self.plan and not pending and self.plan.startswith(text) else None
+        return _Row(tracker, pending, plan)
 
 
 class AbcLogitsProcessor(LogitsProcessor):
@@ -74,10 +80,10 @@ class AbcLogitsProcessor(LogitsProcessor):
         self.do_sample = do_sample
         self.max_new_tokens = max_new_tokens
         self._prompt_length = 0
-        self._must_end = False
+        self._single_chars: dict[str, int] | None = None  # character -> a token of that one character
         self._weights = torch.empty(0, dtype=torch.long)
         self._rows: dict[int, _Row] = {}  # prefix hash -> row state after that prefix
-        self.stats = {"steps": 0, "checked": 0, "masked_rows": 0, "widened": 0, "dead_ends": 0}
+        self.stats = {"steps": 0, "checked": 0, "masked_rows": 0, "widened": 0, "dead_ends": 0, "completed": 0}
 
     # ----- following each sequence -------------------------------------------------------------------------
     def _hashes(self, input_ids: torch.LongTensor) -> tuple[list[int], list[int]]:
@@ -112,27 +118,59 @@ class AbcLogitsProcessor(LogitsProcessor):
         if not any(prefix in self._rows for prefix in prefix_hashes):
             self._prompt_length = input_ids.shape[1]  # a new generate() call
         generated = input_ids.shape[1] - self._prompt_length
-        self._must_end = (
-            self.max_new_tokens is not None and self.max_new_tokens - generated <= WIND_DOWN_STEPS
-        )
+        left = None if self.max_new_tokens is None else self.max_new_tokens - generated  # tokens, this one included
         rows: dict[int, _Row] = {}
         for index in range(input_ids.shape[0]):
             row = self._row_state(input_ids[index].tolist(), prefix_hashes[index])
             rows[full_hashes[index]] = row
-            if not self._mask_row(row, scores[index], self._must_end):
-                # no token completes the tune yet: just stay valid
-                if not self._mask_row(row, scores[index], False):
-                    self.stats["dead_ends"] += 1
+            completion = row.plan
+            if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
+                completion = None if row.pending else row.tracker.completion()
+            if completion and left <= len(completion) + 1:
+                # just enough steps left to complete the tune: write its completion, one character a step
+                self.stats["completed"] += 1
+                self._force(row, scores[index], completion)
+            elif completion is not None and left <= WIND_DOWN_STEPS + len(completion):
+                # the last steps: the model's tokens, as long as the tune can still be completed after them
+                if not self._mask_row(row, scores[index], left):
+                    self._force(row, scores[index], completion)
+            elif not self._mask_row(row, scores[index], None):
+                self.stats["dead_ends"] += 1
+                self._force(row, scores[index], None if row.pending else row.tracker.completion())
         self._rows = rows
         return scores
 
-    def _legal(self, row: _Row, token_id: int, must_end: bool) -> bool:
+    def _legal(self, row: _Row, token_id: int, left: int | None) -> bool:
+        """Whether the token keeps the tune valid; with ``left`` (the last steps of the budget) also whether the
+        tune can still be completed in the ``left - 1`` tokens after it (one character each at worst)."""
         if token_id in self.eos_token_ids:
             return not row.pending and row.tracker.can_end()
-        if must_end:
-            after = self._advance(row, token_id)
-            return after is not None and not after.pending and after.tracker.can_end()
-        return self._advance(row, token_id) is not None
+        after = self._advance(row, token_id)
+        if after is None or left is None:
+            return after is not None
+        if after.pending:
+            return left > 1
+        completion = after.tracker.completion(limit=left - 1, nodes=CANDIDATE_COMPLETION_NODES)
+        return completion is not None and len(completion) <= left - 1
+
+    def _force(self, row: _Row, scores: torch.FloatTensor, completion: str | None) -> None:
+        """Keep only the token of the next character of ``completion`` (a legal completion of the tune), else end
+        generation: for the last steps of the budget, and for a dead end -- a state where no candidate is legal,
+        which the tracker's invariant says cannot happen. Never unmask."""
+        row.plan = completion
+        token_id = self._char_token(completion[0]) if completion else None
+        if token_id is None or self._advance(row, token_id) is None:
+            token_id = self.eos_token_ids[0] if self.eos_token_ids else int(scores.argmax())
+        scores.fill_(-float("inf"))
+        scores[token_id] = 0.0
+
+    def _char_token(self, char: str) -> int | None:
+        if self._single_chars is None:
+            self._single_chars = {}
+            for token_id, data in enumerate(self.token_bytes):
+                if len(data) == 1 and token_id not in self.eos_token_ids:
+                    self._single_chars.setdefault(data.decode("latin-1"), token_id)
+        return self._single_chars.get(char)
 
     def _advance(self, row: _Row, token_id: int) -> _Row | None:
         # ids past the tokenizer's vocabulary (a model with a padded embedding matrix) add no text
@@ -144,13 +182,14 @@ class AbcLogitsProcessor(LogitsProcessor):
             return row  # prose stays prose unless a field colon could start a tune
         return row.advanced(data)
 
-    def _mask_row(self, row: _Row, scores: torch.FloatTensor, must_end: bool) -> bool:
+    def _mask_row(self, row: _Row, scores: torch.FloatTensor, left: int | None) -> bool:
         """Mask ``scores`` in place; False (and nothing masked) when no token is legal."""
         in_tune = row.tracker.in_tune or row.tracker.ctx != "prose"
         probabilities = torch.softmax(scores.float() / self.temperature, dim=-1)
         first = min(FIRST_CANDIDATES, scores.shape[-1])
         top = torch.topk(scores, first)
         order, shares = top.indices.tolist(), probabilities[top.indices].tolist()
+        values = top.values.tolist()
         legal: list[int] = []
         illegal: list[int] = []
         seen: set[int] = set()
@@ -166,15 +205,18 @@ class AbcLogitsProcessor(LogitsProcessor):
                 full = torch.argsort(scores, descending=True)
                 order = full.tolist()
                 shares = probabilities[full].tolist()
+                values = scores[full].tolist()
                 continue
-            token_id, share = order[position], shares[position]
+            token_id, share, value = order[position], shares[position], values[position]
             position += 1
             if token_id in seen:
                 continue
             seen.add(token_id)
+            if value == -float("inf"):
+                continue  # masked by an earlier processor: not a candidate
             self.stats["checked"] += 1
             checked_mass += share
-            if self._legal(row, token_id, must_end):
+            if self._legal(row, token_id, left):
                 legal.append(token_id)
                 legal_mass += share
             else:

@@ -30,7 +30,10 @@ from .fields import (
     CHORD_SYMBOL,
     DECORATION,
     FIELD_VALUE_GRAMMARS,
+    HEADER_KEY_VALUE,
     LENIENT_CHORD_SYMBOL,
+    STRICT_HEADER_KEY_VALUE,
+    STRICT_KEY_VALUE,
     default_unit_length,
     is_compound,
     parse_length,
@@ -50,12 +53,15 @@ DECORATION_SHORTCUTS = frozenset(".~HLMOPSTuv")
 RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
 TUNE_START_FIELDS = frozenset("XTMLK")
 # Fields that may stand on their own line in the body / inside [ ] in a music line.
-BODY_FIELDS = frozenset("KLMPQTVWwINrs")
-INLINE_FIELDS = frozenset("KLMPQVINr")
+BODY_FIELDS = frozenset("KLMPQTVWwIrs")  # N: is "Field not allowed in tune body" for abc2midi
+INLINE_FIELDS = frozenset("KLMPQVIr")
 MAX_FIELD_CHARS = 200
 MAX_QUOTED_CHARS = 40
 MAX_LENGTH_NUMBER = 64
 MAX_SLUR_DEPTH = 4
+MAX_OCTAVE_MARKS = 3  # c''' and C,,, span abc2midi's MIDI range; strict mode writes no more
+MAX_COMPLETION_CHARS = 64  # completion() gives up past this (the invariant says it never needs to)
+COMPLETION_NODES = 4000  # characters completion() may try in all
 MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
 BROKEN_FACTORS = {  # (left, right) multipliers for > >> >>> (and swapped for <)
     1: (Fraction(3, 2), Fraction(1, 2)),
@@ -77,7 +83,7 @@ VOICE_FIELDS = (
 )  # fmt: skip
 _ZERO = Fraction(0)
 _EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
-_AFTER_DECORATION = frozenset('ABCDEFGabcdefgzx^_=[{"!+(') | DECORATION_SHORTCUTS
+_AFTER_DECORATION = frozenset('ABCDEFGabcdefgzx^_=["!+(') | DECORATION_SHORTCUTS  # ~{g}A: "Malformed note"
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
 _TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
@@ -108,6 +114,12 @@ class AbcTracker:
         self.voice = ""
         self.first_voice: str | None = None
         self.n_elements = 0
+        self.el_pitch = ""  # letter and octave marks of the note being read (ties join notes of the same pitch)
+        self.chord_pitches: frozenset[str] = frozenset()
+        self.last_pitches: frozenset[str] = frozenset()  # pitches of the last element (none for a rest)
+        self.tie: frozenset[str] = frozenset()  # pitches a "-" tie waits for: the next element must hold them
+        self.header_parts: frozenset[str] = frozenset()  # parts named by the header's P: (ABA)
+        self.parts: frozenset[str] = frozenset()  # parts defined by P: in the body
         # the element being read: kind note|rest|chord|mrest, its length text, whether , ' may still come
         self.el = ""
         self.el_len = ""
@@ -122,6 +134,7 @@ class AbcTracker:
         self.prev_element = False  # the previous character ended an element (for > < and ties)
         self.final_bar = False  # a short bar was closed with |: only the end of the tune may follow
         self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
+        self.after_grace = False  # a grace group ended and no note followed yet
         self._reset_voice_values()
 
     # ----- bookkeeping -------------------------------------------------------------------------------------
@@ -150,8 +163,8 @@ class AbcTracker:
     def _switch_voice(self, name: str) -> bool:
         if name == self.voice:
             return True
-        if self.broken or self.tup_left:
-            return False
+        if self.broken or self.tup_left or self.tie or (self.voice == "" and self.expect_repeat):
+            return False  # (the unnamed first voice can never be resumed to close its repeat)
         voices = dict(self.voices)
         voices[self.voice] = tuple(getattr(self, f) for f in VOICE_FIELDS)
         self.voices = voices
@@ -183,6 +196,67 @@ class AbcTracker:
         if self.mode == "header":
             return False
         return self.copy()._end_tune()
+
+    def completion(self, limit: int = MAX_COMPLETION_CHARS, nodes: int = COMPLETION_NODES) -> str | None:
+        """A short text after which the tune may end (``""`` where it already may); None if none is found.
+
+        The tracker's invariant is that every state it accepts has such a completion (no dead ends, no traps):
+        the logits processor relies on it to finish a tune before the token budget runs out, and to have a legal
+        token to force should every candidate of the model be illegal. A depth-first search that tries first the
+        characters that close what is open (a line end, ``]``, ``"``, ``:|`` for an open repeat, a rest to fill a
+        tuplet...), then any ASCII character that is not an opener; every step is checked by the tracker itself,
+        so the result is always legal. ``tests/test_constrain_tracker.py`` fuzzes the invariant.
+        """
+        budget = [nodes]
+        out: list[str] = []
+        return "".join(out) if self._complete(out, limit, budget) else None
+
+    def _complete(self, out: list[str], limit: int, budget: list[int]) -> bool:
+        if self.can_end():
+            return True
+        if len(out) >= limit:
+            return False
+        for piece in self._fills() + list(_CLOSERS.get(self.ctx, _BODY_CLOSERS) + _ANY_CLOSER):
+            budget[0] -= 1
+            if budget[0] < 0:
+                return False
+            trial = self.copy()
+            if trial.feed(piece):
+                out.append(piece)
+                if trial._complete(out, limit, budget):
+                    return True
+                out.pop()
+        return False
+
+    def _fills(self) -> list[str]:
+        """Whole moves for completion() in the body, which a character search would take long to find: the
+        ``:|`` an open repeat needs, after a rest that brings the bar to any length; a rest that fills the bar
+        (or leaves room for the rest of a tuplet)."""
+        if self.chord and self.tie and self.ctx in ("chord", "note"):  # a chord a tie waits for: its notes
+            return ["".join(sorted(self.tie - self.chord_pitches)) + "]"]
+        if self.ctx not in ("body", "body_ls", "tuplet") or self.chord or self.grace or self.broken:
+            return []
+        fills = []
+        if self.ctx == "body_ls":  # another voice left with an open repeat: go back to it; define missing parts
+            fills += [f"V:{name}\n" for name, saved in self.voices.items() if name and saved[_EXPECT_REPEAT]]
+            fills += [f"P:{part}\n" for part in sorted(self.header_parts - self.parts)]
+        if self.tie:  # the tied note (or chord), as long as fits
+            pitches = "".join(sorted(self.tie))
+            fills += [(pitches if len(self.tie) == 1 else f"[{pitches}]") + length for length in ("1", "/", "//")]
+        if self.bar_len is None:
+            return fills + [":|"] if self.expect_repeat else fills
+        factor = self.tup_factor if self.tup_left else Fraction(1)
+        room = (self.bar_len - self.bar) / (self.tup_left or 1) / (self.unit * factor)  # in units
+        rests = []
+        for quarters in range(min(int(room * 4), 4 * MAX_LENGTH_NUMBER), 0, -1):  # rests of k/4 units
+            spelling = _length_spellings(Fraction(quarters, 4))
+            if spelling:
+                rests.append("z" + (spelling[0] or "1"))  # z1, not z: at a line start "z:" reads as a field
+        if self.tup_left:
+            return rests[:1] or ["z/" + str(MAX_LENGTH_NUMBER)]
+        if not self.expect_repeat:
+            return fills + [rest + "|" for rest in rests[:1]]
+        return fills + [":|"] + [rest + ":|" for rest in rests] + [rest + "|" for rest in rests[:1]]
 
     def accepts_any_char(self) -> bool:
         """True where any non-ASCII character is valid (prose, comments, field text): used for partial UTF-8."""
@@ -272,16 +346,25 @@ class AbcTracker:
         if self.finline and c in '["':
             return False
         self.fbuf += c
-        grammar = FIELD_VALUE_GRAMMARS.get(letter)
+        grammar = self._grammar(letter)
         return grammar is None or value_prefix_ok(grammar, self.fbuf)
 
+    def _grammar(self, letter: str):
+        if letter == "K":  # abc2midi: "First K: field must specify key signature"; strict: no unknown words
+            if self.mode == "header":
+                return STRICT_HEADER_KEY_VALUE if self.strict else HEADER_KEY_VALUE
+            return STRICT_KEY_VALUE if self.strict else FIELD_VALUE_GRAMMARS[letter]
+        return FIELD_VALUE_GRAMMARS.get(letter)
+
     def _end_field(self, letter: str, value: str) -> bool:
-        grammar = FIELD_VALUE_GRAMMARS.get(letter)
+        grammar = self._grammar(letter)
         if grammar is not None and not value_complete(grammar, value):
             return False
         inline = self.finline
         if letter == "M":
             bar_len, numerator = parse_meter(value)
+            if self.mode == "body" and bar_len is not None and self.bar > bar_len:
+                return False  # a meter change in mid-bar would leave the bar overfull: no way to go on
             if self.mode == "header":
                 self.header_meter = (bar_len, numerator)
             self.bar_len, self.meter_num = bar_len, numerator
@@ -292,6 +375,9 @@ class AbcTracker:
             if self.mode == "header":
                 self.header_unit = unit
             self.unit = unit
+        elif letter == "P":
+            if not self._part_field(value):
+                return False
         elif letter == "V":
             name = value.split("%", 1)[0].strip().split(" ", 1)[0]
             if not name:
@@ -311,6 +397,17 @@ class AbcTracker:
             self.ctx = "body"
             return True
         self.ctx = "body_ls"
+        return True
+
+    def _part_field(self, value: str) -> bool:
+        """``P:`` in the header names the order of parts (``P:ABA``), each of which the body must define with its
+        own ``P:A`` line; a header ``P:`` of one part is an error for abc2midi (it belongs after ``K:``)."""
+        value = value.split("%", 1)[0].strip()
+        if self.mode == "header":
+            self.header_parts = frozenset(c for c in value if c.isupper())
+            return not self.strict or len(value) != 1
+        if value[:1].isupper():
+            self.parts |= {value[0]}
         return True
 
     def _start_body(self) -> None:
@@ -333,7 +430,7 @@ class AbcTracker:
         if c.isascii() and c.isalpha():
             probe = self.copy()
             probe.ctx = "body"
-            if not (probe._body(c) or (c in BODY_FIELDS and self._clean_for_field())):
+            if not (probe._body(c) or (c in BODY_FIELDS and self._clean_for_field(c))):
                 return False
             self.fletter = c
             self.ctx = "body_letter"
@@ -358,8 +455,10 @@ class AbcTracker:
             self.ctx = "body_ls"
         return True
 
-    def _clean_for_field(self) -> bool:
-        return not (self.broken or self.chord or self.grace)
+    def _clean_for_field(self, letter: str = "") -> bool:
+        if letter == "V" and self.voice == "" and self.expect_repeat:
+            return False  # the unnamed first voice could never be resumed to close its repeat
+        return not (self.broken or self.chord or self.grace or self.tie or (self.after_grace and self.strict))
 
     # body: music
     def _body(self, c: str) -> bool:
@@ -402,6 +501,9 @@ class AbcTracker:
             if not self.prev_element:
                 return False
             self.prev_element = False
+            if self.strict and not self.last_pitches:
+                return False  # a tied rest
+            self.tie = self.last_pitches  # abc2midi: "Could not find note to be tied" unless the next note matches
             return True
         if c == '"':
             self.ctx = "quoted"
@@ -409,8 +511,8 @@ class AbcTracker:
             self.prev_element = False
             return True
         if c == "{":
-            if self.grace:
-                return False
+            if self.grace or self.tie or (self.after_grace and self.strict):
+                return False  # abc2midi: no tie across a grace group, "Intervening note needed between grace notes"
             self.grace = True
             self.grace_n = 0
             self.ctx = "grace_open"
@@ -425,7 +527,7 @@ class AbcTracker:
         if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not self.strict):
             self.prev_element = False
             self.deco_pending = self.strict  # abc2midi: "Malformed note" when no note follows a shortcut
-            return True
+            return not self.strict or self._can_start_note()  # ...so the note must fit
         if c == ":":
             self.ctx = "colon"
             return self._bar_allowed() and (self._bar_would_pass(REP_BAR) or self._bar_would_pass(DOUBLE_REP))
@@ -478,11 +580,18 @@ class AbcTracker:
             return False
         if not self._can_start_note():
             return False
+        if self.tie and not self.chord and not self.grace:
+            # the note a tie waits for: its letter now, its octave marks in _note
+            if kind != "note" or len(self.tie) > 1 or not any(p[0] == c for p in self.tie):
+                return False
         self.deco_pending = False
+        if not self.grace:
+            self.after_grace = False
         self.el = kind
         self.el_len = ""
         self.el_octave_ok = kind == "note"
         self.el_upper = c.isupper()
+        self.el_pitch = c
         self.ctx = "note"
         self.after_bar = False
         return True
@@ -499,6 +608,11 @@ class AbcTracker:
     def _note(self, c: str) -> bool:
         if c in ",'":
             # abc2midi: "Bad pitch specifier" for c, or C' (strict mode writes C, and c' only)
+            self.el_pitch += c
+            if self.strict and len(self.el_pitch) > MAX_OCTAVE_MARKS + 1:
+                return False  # past the piano's range
+            if self.tie and not self.chord and not any(p.startswith(self.el_pitch) for p in self.tie):
+                return False
             return self.el_octave_ok and not (self.strict and (c == ",") != self.el_upper)
         if c.isdigit() or c == "/":
             self.el_octave_ok = False
@@ -525,7 +639,12 @@ class AbcTracker:
         if self.chord:
             if self.chord_first is None:
                 self.chord_first = multiplier
+            self.chord_pitches |= {self.el_pitch}
             return True
+        pitches = {"note": frozenset({self.el_pitch}), "chord": self.chord_pitches}.get(kind, frozenset())
+        if not self.tie <= pitches:
+            return False  # abc2midi: "Could not find note to be tied"
+        self.tie, self.last_pitches = frozenset(), pitches
         if kind == "mrest":
             return self._add_multi_rest(int(self.el_len or 1))
         if kind == "chord":
@@ -559,8 +678,10 @@ class AbcTracker:
         self.bar += added
         self.seg += added
         # An overfull bar can never be repaired; abc2midi lets a voice's first bar (a pickup) be any length, the
-        # project's validator (and strict mode) only shorter.
-        return self.bar_len is None or self.bar <= self.bar_len or (self.barno == 0 and not self.strict)
+        # project's validator (and strict mode) only shorter. The notes a tuplet still owes must fit too.
+        if self.bar_len is None or (self.barno == 0 and not self.strict):
+            return True
+        return self.bar + self.tup_left * self._shortest_note() <= self.bar_len
 
     def _add_multi_rest(self, count: int) -> bool:
         if count < 1 or self.bar_len is None:
@@ -589,7 +710,7 @@ class AbcTracker:
         self.broken = 1 if c == ">" else -1
         self.prev_element = False
         self.ctx = "broken"
-        return True
+        return self._can_start_note()  # the right-hand note, as long as the left, must fit and be writable
 
     def _broken(self, c: str) -> bool:
         sign = 1 if self.broken > 0 else -1
@@ -616,7 +737,7 @@ class AbcTracker:
             self.fbuf = c
             return True
         if c.isascii() and c.isalpha() and c in INLINE_FIELDS and c not in NOTE_LETTERS:
-            if not self._clean_for_field():
+            if not self._clean_for_field(c):
                 return False
             self.fletter = c
             self.ctx = "inline_colon"
@@ -660,6 +781,10 @@ class AbcTracker:
             factor *= self._broken_factors()[1]
         return self.unit * factor * _shortest_completion(length) <= room
 
+    def _shortest_note(self) -> Fraction:
+        """The duration of the shortest note that can be written now (``A/64``, in a tuplet if one is open)."""
+        return self.unit * (self.tup_factor if self.tup_left else 1) / MAX_LENGTH_NUMBER
+
     def _broken_factors(self) -> tuple[Fraction, Fraction]:
         left, right = BROKEN_FACTORS[abs(self.broken)]
         return (right, left) if self.broken < 0 else (left, right)
@@ -669,6 +794,8 @@ class AbcTracker:
         room = self.bar_len - self.bar
         if self.broken and self.last is not None:
             room -= self.last[1] * (self._broken_factors()[0] - 1)
+        if self.tup_left > 1:
+            room -= (self.tup_left - 1) * self._shortest_note()  # the tuplet's later notes need room too
         return room
 
     def _bar_is_full(self) -> bool:
@@ -696,6 +823,7 @@ class AbcTracker:
         self.chord = True
         self.deco_pending = False
         self.chord_first = None
+        self.chord_pitches = frozenset()
         self.ctx = "chord"
         self.after_bar = False
         return True
@@ -739,8 +867,8 @@ class AbcTracker:
         if c == "}":
             if self.grace_n == 0:
                 return False
-            self.grace = False
-            self.deco_pending = self.strict  # abc2midi: "No note found to follow grace notes"
+            self.grace = False  # abc2midi takes a grace group with no note after it (before a bar line, a ")")
+            self.after_grace = True
             self.ctx = "body"
             return True
         return c == " "
@@ -766,7 +894,7 @@ class AbcTracker:
 
     def _paren(self, c: str) -> bool:
         if c.isdigit():
-            if c in "01" or self.tup_left or self.chord or self.grace or self.broken:
+            if c in "01" or self.tup_left or self.chord or self.grace or self.broken or self._bar_is_full():
                 return False
             self.ctx = "tuplet"
             self.fbuf = c
@@ -795,6 +923,9 @@ class AbcTracker:
             return False
         self.tup_left = r
         self.tup_factor = Fraction(q, p)
+        if self.bar_len is not None and (self.barno or self.strict):
+            if r * self._shortest_note() > self.bar_len - self.bar:
+                return False  # its notes could not all fit the bar, however short
         self.prev_element = False
         self.ctx = "body"
         if c == " ":
@@ -921,8 +1052,10 @@ class AbcTracker:
         if kind in SOFT_BARS and bar < full and self.barno > 0:
             return True  # a repeat or double bar in mid-bar: the bar continues after it
         if bar != full and bar != 0 and self.barno != 0:
-            if kind != SINGLE or bar > full or self.voices:
-                return False
+            if kind != SINGLE or bar > full or self.voices or self.expect_repeat or self.tie:
+                return False  # (nothing may follow the final bar: not the :| of an open repeat, a tied note...)
+            if not self.header_parts <= self.parts:
+                return False  # ...nor the P: lines of parts not defined yet
             self.final_bar = True  # the last bar of a tune may be short even when closed with |
         if bar > 0:
             self.barno += 1
@@ -995,7 +1128,10 @@ class AbcTracker:
             or self.chord
             or self.grace
             or self.deco_pending
+            or self.tie
+            or (self.after_grace and self.strict)  # abc2midi: "No note found to follow grace notes"
             or not self.n_elements
+            or not self.header_parts <= self.parts  # abc2midi: "Part not defined"
         ):
             return False
         if self.expect_repeat or any(saved[_EXPECT_REPEAT] for saved in self.voices.values()):
@@ -1070,6 +1206,35 @@ def _ending_numbers(text: str) -> frozenset[int]:
             numbers.add(int(part))
     return frozenset(numbers)
 
+
+# Characters tried first by completion(), per context: those that close what is open. Openers (" ! + { [ ( and
+# field letters) are never tried where they are not closers, so the greedy completion cannot loop on them.
+_BODY_CLOSERS = "\n|:]z"
+_CLOSERS = {
+    "hdr_ls": "K",
+    "field_colon": ":",
+    "field": "\n]1/",
+    "hdr_comment": "\n",
+    "comment": "\n",
+    "comment_cont": "\n",
+    "continuation": "\n",
+    "body_ls": "\nz:|",
+    "body_letter": ":z",
+    "quoted": '"B',
+    "deco": "!+",
+    "grace_open": "B",
+    "grace": "}B",
+    "chord": "]B",
+    "acc": "B",
+    "note": "\n|]/",
+    "tuplet": "z",
+    "paren": "z",
+    "lbracket": "B",
+    "inline_colon": ":",
+    "broken": "B",
+    "ending": " ",
+}
+_ANY_CLOSER = "".join(chr(code) for code in range(32, 127) if chr(code) not in "\"!+{[(%\\,'" + "".join(BODY_FIELDS))
 
 _HANDLERS = {
     "prose": AbcTracker._prose,
