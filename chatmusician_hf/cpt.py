@@ -6,7 +6,8 @@ learning rate (the paper's recipe), on packed blocks whose documents do not atte
     accelerate launch --config_file recipes/accelerate_configs/zero2.yaml -m chatmusician_hf.cpt \\
         --config recipes/chatmusician-7b/cpt.yaml
 
-and on the embedded default with ``recipes/tiny/cpt.yaml``.
+and on the embedded default with ``recipes/tiny/cpt.yaml`` (every weight of the random tiny base trained) or
+``recipes/tiny/cpt_lora.yaml`` (the 7B path at tiny size).
 """
 
 from __future__ import annotations

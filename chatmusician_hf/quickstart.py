@@ -1,6 +1,7 @@
 """``chatmusician-hf quickstart``: the whole ChatMusician pipeline on the embedded default, with no network.
 
-init-tiny -> data -> CPT (accelerate launch) -> verified merge -> SFT (accelerate launch) -> verified merge ->
+init-tiny -> data -> CPT (accelerate launch; a verified merge follows when the CPT recipe trains an adapter) ->
+SFT with LoRA (accelerate launch) -> verified merge ->
 evaluation (MusicTheoryBench fixture in ppl mode, ABC quality of tunes generated for held-out prompts, with and
 without music-aware decoding, against the held-out real tunes) -> an example tune rendered -> report.md/report.html.
 
@@ -48,7 +49,7 @@ class QuickstartArguments:
     save_steps: int | None = field(
         default=None, metadata={"help": "Override the recipes' checkpoint interval (steps)."}
     )
-    eval_prompts: int = field(default=60, metadata={"help": "Held-out text-to-ABC prompts generated for evaluation."})
+    eval_prompts: int = field(default=40, metadata={"help": "Held-out text-to-ABC prompts generated for evaluation."})
     eval_batch_size: int = field(default=20, metadata={"help": "Prompts generated together."})
     max_new_tokens: int = field(default=400, metadata={"help": "Longest generated answer in tokens."})
     benchmark_data: str = field(
@@ -86,6 +87,15 @@ class Quickstart:
             self.results[name] = result
             print(f"[quickstart {index}/{len(steps)}] {name}: {result['seconds']:.0f}s", flush=True)
         return self.results
+
+    @property
+    def cpt_is_adapter(self) -> bool:
+        return bool(self._recipe("cpt").get("use_peft", False))
+
+    @property
+    def cpt_model(self) -> Path:
+        """The full model SFT starts from: CPT's own output, or its adapter merged into the base."""
+        return self.paths["cpt-merged"] if self.cpt_is_adapter else self.paths["cpt"]
 
     # -- steps -------------------------------------------------------------------------------------------------
     def init_tiny(self) -> dict:
@@ -139,7 +149,8 @@ class Quickstart:
         report = bench(MusicTheoryBenchArguments(model=str(self.paths["merged"]), dataset=self.args.benchmark_data,
                                                  mode="ppl", shots=0, output_dir=str(self.paths["eval"])))
         quality = self._abc_quality()
-        losses = {name: self._held_out_loss(self.paths[name]) for name in ("tiny-base", "cpt-merged")}
+        losses = {name: self._held_out_loss(path) for name, path in (
+            ("untrained", self.paths["tiny-base"]), ("after CPT", self.cpt_model), ("after SFT", self.paths["merged"]))}
         accuracy = {name: acc for name, _, _, acc in accuracy_rows(report["results"])}
         return {"music_theory_bench": accuracy, "abc_quality": quality, "held_out_loss": losses}
 
@@ -267,8 +278,8 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
                 lines += ["", f"![{stage} loss curve]({stage}/loss_curve.png)", ""]
     losses = evaluation.get("held_out_loss", {})
     if losses:
-        lines += ["", f"Held-out loss (nats/token, corpus validation blocks): untrained {_fmt(losses.get('tiny-base'))}, "
-                      f"after CPT {_fmt(losses.get('cpt-merged'))}."]
+        lines += ["", "Held-out loss (nats/token, corpus validation blocks): "
+                  + ", ".join(f"{name} {_fmt(value)}" for name, value in losses.items()) + "."]
     if quality:
         lines += ["", "## ABC quality on held-out text-to-ABC prompts", "",
                   "| source | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -315,9 +326,11 @@ def main(args: QuickstartArguments) -> dict:
         ("init-tiny", quickstart.init_tiny),
         ("data", quickstart.data),
         ("cpt", lambda: quickstart.train("cpt", paths["tiny-base"])),
-        ("merge-cpt", lambda: quickstart.merge(paths["tiny-base"], paths["cpt"], paths["cpt-merged"])),
-        ("sft", lambda: quickstart.train("sft", paths["cpt-merged"])),
-        ("merge", lambda: quickstart.merge(paths["cpt-merged"], paths["sft"], paths["merged"])),
+        # A CPT recipe that trains an adapter needs it merged before SFT; the tiny recipe trains the full model.
+        *([("merge-cpt", lambda: quickstart.merge(paths["tiny-base"], paths["cpt"], paths["cpt-merged"]))]
+          if quickstart.cpt_is_adapter else []),
+        ("sft", lambda: quickstart.train("sft", quickstart.cpt_model)),
+        ("merge", lambda: quickstart.merge(quickstart.cpt_model, paths["sft"], paths["merged"])),
         ("eval", quickstart.evaluate),
         ("example", quickstart.example),
         ("report", quickstart.report),

@@ -55,7 +55,7 @@ def trained_tiny_model_dir(tiny_model_dir, tmp_path_factory):
     from chatmusician_hf.merge import main as merge
 
     work = tmp_path_factory.mktemp("trained-tiny")
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "cpt.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "cpt_lora.yaml"
     argv = ["--config", str(recipe), "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(work / "cpt"),
             "--max_steps", "120", "--max_length", "256", "--eval_strategy", "no", "--save_strategy", "no",
             "--disable_tqdm", "true"]

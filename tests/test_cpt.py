@@ -16,7 +16,7 @@ import torch
 from chatmusician_hf.configs import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_CPT = REPO / "recipes" / "tiny" / "cpt.yaml"
+TINY_CPT = REPO / "recipes" / "tiny" / "cpt_lora.yaml"
 # Small enough for 2 CPU cores, large enough that the tiny model visibly learns.
 FAST = ["--max_length", "128", "--per_device_train_batch_size", "8", "--logging_steps", "1", "--report_to", "none",
         "--disable_tqdm", "true"]

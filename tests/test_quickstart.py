@@ -1,9 +1,16 @@
-"""The quickstart end to end (shortened training), its resumability, and its report in a real browser."""
+"""The quickstart end to end.
+
+Two shortened runs check the pipeline, its resumability and its report: one is killed with SIGKILL during CPT and
+run again, the other starts from the first one's tiny base and runs uninterrupted; their figures must be identical.
+The full-length run, judged against issue 9's quality bar, takes 15-20 minutes on 2 cores and runs only when
+CMHF_FULL_QUICKSTART=1 is set.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,22 +20,40 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHORT = ["--cpt_max_steps", "16", "--sft_max_steps", "6", "--save_steps", "4", "--eval_prompts", "4", "--eval_batch_size", "4",
-         "--max_new_tokens", "96"]
+SHORT = ["--cpt_max_steps", "16", "--sft_max_steps", "6", "--save_steps", "4", "--eval_prompts", "4",
+         "--eval_batch_size", "4", "--max_new_tokens", "96"]
+STEPS = ("init-tiny", "data", "cpt", "sft", "merge", "eval", "example", "report")
+
+pytestmark = pytest.mark.slow
 
 
 def quickstart(out: Path, *extra: str) -> subprocess.Popen:
     # Its own session, so that a kill reaches the accelerate-launched trainer too, as a terminal's would.
     return subprocess.Popen([sys.executable, "-m", "chatmusician_hf.cli", "quickstart", "--output_dir", str(out),
-                             *SHORT, *extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             *extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+
+
+def finish(process: subprocess.Popen, timeout: float) -> str:
+    log = process.communicate(timeout=timeout)[0]
+    assert process.returncode == 0, log[-4000:]
+    return log
+
+
+def seeded_from(done: Path, out: Path) -> Path:
+    """A fresh quickstart folder that reuses another run's tiny base and data step."""
+    shutil.copytree(done / "tiny-base", out / "tiny-base")
+    (out / "steps").mkdir(parents=True)
+    for step in ("init-tiny", "data"):
+        shutil.copy(done / "steps" / f"{step}.json", out / "steps")
+    return out
 
 
 @pytest.fixture(scope="module")
 def killed_then_resumed(tmp_path_factory):
-    """A quickstart killed with SIGKILL once CPT has written a checkpoint, then run again to the end."""
+    """A shortened quickstart killed with SIGKILL once CPT has written a checkpoint, then run again to the end."""
     out = tmp_path_factory.mktemp("quickstart")
-    first = quickstart(out)
+    first = quickstart(out, *SHORT)
     deadline = time.time() + 1200
     while not list((out / "cpt").glob("checkpoint-*/trainer_state.json")):
         assert first.poll() is None, first.stdout.read()
@@ -37,34 +62,44 @@ def killed_then_resumed(tmp_path_factory):
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert not (out / "steps" / "cpt.json").exists()
-    second = quickstart(out)
-    log = second.communicate(timeout=2400)[0]
-    assert second.returncode == 0, log[-4000:]
-    return out, log
+    return out, finish(quickstart(out, *SHORT), timeout=2400)
+
+
+def figures(out: Path) -> dict:
+    evaluation = json.loads((out / "steps" / "eval.json").read_text())
+    evaluation.pop("seconds")
+    return evaluation
 
 
 def test_every_step_finished_and_resumed(killed_then_resumed):
     out, log = killed_then_resumed
-    for step in ("init-tiny", "data", "cpt", "merge-cpt", "sft", "merge", "eval", "example", "report"):
+    for step in STEPS:
         assert (out / "steps" / f"{step}.json").is_file(), step
     assert "init-tiny: done earlier" in log and "data: done earlier" in log
     assert "resuming from" in log  # CPT continued from its checkpoint instead of starting over
-    cpt = json.loads((out / "steps" / "cpt.json").read_text())
-    assert cpt["global_step"] == 16
+    assert json.loads((out / "steps" / "cpt.json").read_text())["global_step"] == 16
+    assert "[quickstart] finished" in log and "report.html" in log
+
+
+def test_killed_run_ends_with_the_figures_of_an_uninterrupted_one(killed_then_resumed, tmp_path):
+    killed, _ = killed_then_resumed
+    straight = seeded_from(killed, tmp_path / "straight")
+    finish(quickstart(straight, *SHORT), timeout=2400)
+    assert figures(killed) == figures(straight)
 
 
 def test_report_holds_the_evaluation_and_the_example(killed_then_resumed):
     out, _ = killed_then_resumed
     evaluation = json.loads((out / "steps" / "eval.json").read_text())
-    quality = evaluation["abc_quality"]
-    assert set(quality) == {"real held-out tunes", "plain sampling", "music-aware decoding"}
-    assert quality["real held-out tunes"]["parse_rate"] > 0.5  # the held-out reference tunes themselves
+    assert set(evaluation["abc_quality"]) == {"real held-out tunes", "plain sampling", "music-aware decoding"}
     losses = evaluation["held_out_loss"]
-    assert losses["cpt-merged"] < losses["tiny-base"] - 0.5
+    assert losses["after CPT"] < losses["untrained"] - 0.5, losses
     assert 0.0 <= evaluation["music_theory_bench"]["overall"] <= 1.0
     report = (out / "report.md").read_text()
     assert "ABC quality on held-out text-to-ABC prompts" in report and "cpt/loss_curve.png" in report
-    assert (out / "merged" / "README.md").is_file() and (out / "merged" / "config.json").is_file()
+    assert "music-aware decoding" in report and "MusicTheoryBench" in report
+    card = (out / "merged" / "README.md").read_text()
+    assert "base_model" in card and (out / "merged" / "config.json").is_file()
     example = json.loads((out / "steps" / "example.json").read_text())
     assert "Using ABC notation" not in example["answer"]
 
@@ -72,15 +107,33 @@ def test_report_holds_the_evaluation_and_the_example(killed_then_resumed):
 def test_rerun_reuses_everything(killed_then_resumed):
     out, _ = killed_then_resumed
     before = (out / "report.md").read_text()
-    again = quickstart(out)
-    log = again.communicate(timeout=600)[0]
-    assert again.returncode == 0, log[-3000:]
-    assert log.count("done earlier") == 9
+    log = finish(quickstart(out, *SHORT), timeout=600)
+    assert log.count("done earlier") == len(STEPS)
     assert (out / "report.md").read_text() == before
 
 
+@pytest.mark.skipif(os.environ.get("CMHF_FULL_QUICKSTART") != "1",
+                    reason="the full-length quickstart takes 15-20 min on 2 cores: set CMHF_FULL_QUICKSTART=1")
+def test_full_quickstart_meets_the_quality_bar(tmp_path):
+    """Issue 9's bar, each rate against the same metric on the held-out real tunes."""
+    start = time.perf_counter()
+    finish(quickstart(tmp_path / "full"), timeout=3600)
+    print(f"\nfull quickstart: {(time.perf_counter() - start) / 60:.1f} min")
+    evaluation = json.loads((tmp_path / "full" / "steps" / "eval.json").read_text())
+    quality = evaluation["abc_quality"]
+    print(json.dumps(quality, indent=1))
+    real, plain, constrained = (quality[name] for name in ("real held-out tunes", "plain sampling",
+                                                           "music-aware decoding"))
+    assert plain["parse_rate"] >= 0.75 * real["parse_rate"], (plain, real)
+    assert constrained["parse_rate"] >= real["parse_rate"], (constrained, real)
+    assert constrained["bar_duration_correct_rate"] >= 0.90, constrained
+    for row in (plain, constrained):
+        assert row["copy_rate"] <= real["copy_rate"] + 0.05, (row, real)
+    losses = evaluation["held_out_loss"]
+    assert losses["after CPT"] < losses["untrained"] - 3.0, losses
+
+
 def test_report_page_shows_loss_curve_score_and_audio_in_a_browser(killed_then_resumed, tmp_path):
-    selenium = pytest.importorskip("selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -103,10 +156,10 @@ def test_report_page_shows_loss_curve_score_and_audio_in_a_browser(killed_then_r
         if "svg" in example["files"]:
             assert any(src.endswith(".svg") for src in loaded), loaded
         if "wav" in example["files"]:  # a tune that abc2midi rejects has a score but no audio
-            assert driver.find_elements(By.TAG_NAME, "audio")
+            audio = driver.find_elements(By.TAG_NAME, "audio")
+            assert audio and audio[0].get_attribute("src").endswith(".wav")
         artifacts = REPO / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         driver.save_screenshot(str(artifacts / "quickstart-report.png"))
     finally:
         driver.quit()
-    assert selenium
