@@ -126,8 +126,8 @@ def test_sentencepiece_generation_stays_valid(sentencepiece_model):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap (issue 10 open): abc2midi's repeat-sign state is not modelled yet, so random tokens can "
-    "write a '::' or '|:' that abc2midi rejects ('found :: before |:', 'found another |: after a |:')",
+    reason="known gap (issue 10 open): abc2midi's variant-ending state is only partly modelled, so random tokens "
+    "can write an ending after a closed repeat (':|3') that abc2midi rejects ('found [1 or like before |:')",
 )
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_untrained_model_fuzz(tiny_model_dir, seed):
@@ -171,8 +171,8 @@ def test_prose_is_generated_as_without_the_processor(tiny_model_dir):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap (issue 10 open): abc2midi's repeat-sign state is not modelled yet, so random tokens can "
-    "write a '::' or '|:' that abc2midi rejects ('found :: before |:', 'found another |: after a |:')",
+    reason="known gap (issue 10 open): abc2midi's variant-ending state is only partly modelled, so random tokens "
+    "can write an ending after a closed repeat (':|3') that abc2midi rejects ('found [1 or like before |:')",
 )
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_chat_answer_with_a_tune_in_the_middle(tiny_model_dir, seed):

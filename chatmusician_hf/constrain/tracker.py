@@ -78,8 +78,8 @@ ENDING_STOPS = SOFT_BARS
 
 # Per-voice values, saved and restored when V: switches voices.
 VOICE_FIELDS = (
-    "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "bar_len", "meter_num", "unit", "last", "slur",
-    "after_bar", "tup_left", "tup_factor",
+    "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "repeat_closed", "bar_len", "meter_num", "unit",
+    "last", "slur", "after_bar", "tup_left", "tup_factor",
 )  # fmt: skip
 _ZERO = Fraction(0)
 _EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
@@ -151,6 +151,7 @@ class AbcTracker:
         self.segs = None  # cons list (previous, event) of bar lines/endings since the repeat start
         self.rep_barno = 0
         self.expect_repeat = False
+        self.repeat_closed = False  # a :| has closed a repeat (abc2midi then wants |: before the next ::)
         self.bar_len = bar_len
         self.meter_num = numerator
         self.unit = self.header_unit or default_unit_length(bar_len)
@@ -1009,6 +1010,10 @@ class AbcTracker:
         """A bar line of ``kind`` after the current bar: abc2midi's checkbar/softcheckbar, and the repeat replay."""
         if not self._bar_allowed():
             return False
+        if kind == BAR_REP and self.expect_repeat:
+            return False  # abc2midi: "found another |: after a |:"
+        if kind == DOUBLE_REP and self.repeat_closed and not self.expect_repeat:
+            return False  # abc2midi: "found :: before |:"
         self.prev_element = False
         self.last = None
         if not self._check_bar(kind):
@@ -1026,6 +1031,7 @@ class AbcTracker:
                 self.bar = bar
             self._start_repeat()
             self.expect_repeat = kind == DOUBLE_REP
+            self.repeat_closed = self.repeat_closed or kind == REP_BAR
         elif kind != SINGLE and not self.expect_repeat:
             # abc2midi turns the last double bar before a :| with no |: into the start of the repeat
             self._start_repeat()
