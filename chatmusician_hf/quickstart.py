@@ -120,7 +120,8 @@ class Quickstart:
 
     def train(self, stage: str, model: Path) -> dict:
         recipe = Path(self.args.recipes_dir) / f"{stage}.yaml"
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        # --cpu: without it accelerate sets OMP_NUM_THREADS=1 and the trainer uses one core of the machine's.
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", f"chatmusician_hf.{stage}",
                "--config", str(recipe), "--model_name_or_path", str(model), "--output_dir", str(self.paths[stage]),
                "--resume_from_checkpoint", "auto"]

@@ -2,7 +2,7 @@
 
 Two shortened runs check the pipeline, its resumability and its report: one is killed with SIGKILL during CPT and
 run again, the other starts from the first one's tiny base and runs uninterrupted; their figures must be identical.
-The full-length run, judged against issue 9's quality bar, takes 15-20 minutes on 2 cores and runs only when
+The full-length run, judged against issue 9's quality bar, takes about 11 minutes on 2 idle cores and runs only when
 CMHF_FULL_QUICKSTART=1 is set.
 """
 
@@ -113,7 +113,7 @@ def test_rerun_reuses_everything(killed_then_resumed):
 
 
 @pytest.mark.skipif(os.environ.get("CMHF_FULL_QUICKSTART") != "1",
-                    reason="the full-length quickstart takes 15-20 min on 2 cores: set CMHF_FULL_QUICKSTART=1")
+                    reason="the full-length quickstart takes about 11 min on 2 idle cores: set CMHF_FULL_QUICKSTART=1")
 def test_full_quickstart_meets_the_quality_bar(tmp_path):
     """Issue 9's bar, each rate against the same metric on the held-out real tunes."""
     start = time.perf_counter()
