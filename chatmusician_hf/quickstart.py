@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .configs import RecipeError, make_stage_parser
@@ -88,7 +89,7 @@ class Quickstart:
             print(f"[quickstart {index}/{len(steps)}] {name}: {result['seconds']:.0f}s", flush=True)
         return self.results
 
-    @property
+    @cached_property
     def cpt_is_adapter(self) -> bool:
         return bool(self._recipe("cpt").get("use_peft", False))
 

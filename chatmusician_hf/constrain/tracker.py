@@ -830,17 +830,21 @@ class AbcTracker:
         return True
 
     def _chord(self, c: str) -> bool:
-        if c in NOTE_LETTERS:
-            return self._start_note(c, "note")
-        if c in ACCIDENTALS:
-            self.acc = c
-            self.ctx = "acc"
-            return True
+        if c in NOTE_LETTERS or c in ACCIDENTALS:
+            return self._pitch_start(c)
         if c == "]":
             return self._close_chord()
         if c == "-" or c == " ":
             return True
         return c in DECORATION_SHORTCUTS
+
+    def _pitch_start(self, c: str) -> bool:
+        """A note letter or an accidental inside a chord or a grace group."""
+        if c in NOTE_LETTERS:
+            return self._start_note(c, "note")
+        self.acc = c
+        self.ctx = "acc"
+        return True
 
     def _close_chord(self) -> bool:
         if self.chord_first is None:
@@ -859,12 +863,8 @@ class AbcTracker:
         return self._grace(c)
 
     def _grace(self, c: str) -> bool:
-        if c in NOTE_LETTERS:
-            return self._start_note(c, "note")
-        if c in ACCIDENTALS:
-            self.acc = c
-            self.ctx = "acc"
-            return True
+        if c in NOTE_LETTERS or c in ACCIDENTALS:
+            return self._pitch_start(c)
         if c == "}":
             if self.grace_n == 0:
                 return False

@@ -421,12 +421,7 @@ def _make_handler(hub: LocalHub):
                     headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{start + len(data)}"
                 self._send(status, data, headers, head_only=head_only)
                 return
-            api = _API_REPO.match(path)
-            if not api:
-                raise HubError(404, f"No route for {path}")
-            plural, repo_id, rest = api.groups()
-            repo = hub.get_repo(plural[:-1], repo_id)
-            rest = rest or ""
+            repo, rest = self._repo_route(path)
             if rest == "" or rest.startswith("/revision/"):
                 revision = rest.removeprefix("/revision/") or "main"
                 self._json(200, hub.repo_info(repo, revision))
@@ -436,6 +431,14 @@ def _make_handler(hub: LocalHub):
                 self._json(200, hub.tree(repo, revision, sub_path, recursive))
             else:
                 raise HubError(404, f"No route for {path}")
+
+        def _repo_route(self, path: str):
+            """``/api/{models,datasets,spaces}/<repo_id><rest>`` -> (the repo, rest)."""
+            api = _API_REPO.match(path)
+            if not api:
+                raise HubError(404, f"No route for {path}")
+            plural, repo_id, rest = api.groups()
+            return hub.get_repo(plural[:-1], repo_id), rest or ""
 
         def _post(self) -> None:
             url = urlsplit(self.path)
@@ -455,12 +458,7 @@ def _make_handler(hub: LocalHub):
             if path == "/api/repos/create":
                 self._json(200, hub.create_repo(json.loads(body)))
                 return
-            api = _API_REPO.match(path)
-            if not api:
-                raise HubError(404, f"No route for {path}")
-            plural, repo_id, rest = api.groups()
-            repo = hub.get_repo(plural[:-1], repo_id)
-            rest = rest or ""
+            repo, rest = self._repo_route(path)
             if rest.startswith("/preupload/"):
                 self._json(200, hub.preupload(repo, rest.removeprefix("/preupload/"), json.loads(body)))
             elif rest.startswith("/commit/"):
