@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .configs import RecipeError, make_stage_parser
+from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README_PROMPT = (
@@ -34,9 +35,9 @@ README_PROMPT = (
     "Note Length 1/8\n"
     "Rhythm reel"
 )
-# Sampling for the held-out evaluation (shared/REFERENCE.md §7 measured the tiny model this way); ChatMusician's
-# chat defaults (temperature 0.2, repetition penalty 1.1) penalise the repeated notes every tune has.
-EVAL_SAMPLING = dict(do_sample=True, temperature=0.8, top_k=0, top_p=0.95, repetition_penalty=1.0)
+# The held-out evaluation and the example sample the way `chat`, `generate` and the Space do by default:
+# ChatMusician's own generation settings, so the report judges what a user of the model gets.
+EVAL_SAMPLING = {k: v for k, v in CHATMUSICIAN_GENERATION_DEFAULTS.items() if k != "max_new_tokens"}
 
 
 @dataclass
@@ -283,7 +284,10 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
         lines += ["", "Held-out loss (nats/token, corpus validation blocks): "
                   + ", ".join(f"{name} {_fmt(value)}" for name, value in losses.items()) + "."]
     if quality:
+        sampling = ", ".join(f"{k} {v}" for k, v in EVAL_SAMPLING.items() if k != "do_sample")
         lines += ["", "## ABC quality on held-out text-to-ABC prompts", "",
+                  f"Sampled with ChatMusician's generation defaults ({sampling}); music-aware decoding adds "
+                  "`--constrain abc` to the same sampling.", "",
                   "| source | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for name, row in quality.items()]
     bench = evaluation.get("music_theory_bench")
