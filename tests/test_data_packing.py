@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatmusician_hf.data import packing
 from chatmusician_hf.data.config import DataArguments
 from chatmusician_hf.data.packing import (
     BlockPacker,
@@ -90,6 +91,92 @@ def test_backend_batch_encoding_matches_the_tokenizer_call(tokenizer):
     assert encode_texts(tokenizer, texts) == tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
+# Texts where a Python regex could cut differently from the tokenizers library's Oniguruma one: every White_Space
+# character and the four that only Python's \s matches (U+001C..U+001F), control characters, special tokens inside
+# and next to text, non-Latin scripts, emoji.
+TRICKY_TEXTS = [
+    *packing._PROBES,
+    *(
+        f"a{chr(c)}b {chr(c)}{chr(c)} c{chr(c)}"
+        for c in [*range(0, 0x80), 0x85, 0xA0, 0x1680, *range(0x2000, 0x2030), 0x205F, 0x3000, 0xFEFF, 0x180E]
+    ),
+    "Human: Transcribe the tune. </s> Assistant: X:1\nL:1/8\nK:D\n|:dA FA dA FA:|</s>",
+    "</s>",
+    "<s></s>",
+    "x </s>  <pad>\n<unk>",
+]
+
+
+def test_piece_encoder_gives_the_tokenizers_ids(tokenizer):
+    # The tiny tokenizer takes the fast path.
+    assert packing._encoders(tokenizer.backend_tokenizer)[2] is not None
+    from chatmusician_hf.data.corpus import build_music21_corpus
+
+    corpus = list(build_music21_corpus()["train"]["text"][:400])
+    for texts in (TRICKY_TEXTS, corpus, corpus[::-1] + TRICKY_TEXTS, [""]):
+        assert encode_texts(tokenizer, texts) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert encode_texts(tokenizer, []) == []
+
+
+def test_piece_encoder_starts_over_when_its_cache_is_full(tokenizer, monkeypatch):
+    from chatmusician_hf.data.corpus import build_music21_corpus
+
+    monkeypatch.setattr(packing, "_ENCODERS", {})
+    monkeypatch.setattr(packing, "PIECE_CACHE", 300)
+    corpus = list(build_music21_corpus()["train"]["text"][:200])
+    for start in range(0, 200, 50):
+        batch = corpus[start : start + 50]
+        assert encode_texts(tokenizer, batch) == tokenizer(batch, add_special_tokens=False)["input_ids"]
+    assert packing._encoders(tokenizer.backend_tokenizer)[2]._size <= 300 + 50 * 400
+
+
+def _small_tokenizer(pattern: str):
+    """A byte-level BPE tokenizer with its own Split regex, trained on a few texts."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(["abc def 123 abc12 de", "X:1 K:D |dA FA|"] * 20, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>", bos_token="<s>")
+
+
+@pytest.mark.parametrize(
+    "pattern, fast",
+    [
+        (r"[a-z]+", True),  # matches leave gaps: those texts go to the Rust encoder
+        (r"\p{L}+|\s+|[^\s\p{L}]+", False),  # \p{..} classes are not translated: the Rust encoder for all
+        (r" ?\S+|\s+(?!\S)|\s+", True),
+    ],
+)
+def test_other_split_patterns_give_the_tokenizers_ids(pattern, fast):
+    tok = _small_tokenizer(pattern)
+    assert (packing._encoders(tok.backend_tokenizer)[2] is not None) == fast
+    texts = ["abc def", "abc 123 de</s>x", "12 34", "", "  ", *TRICKY_TEXTS[:40]]
+    assert encode_texts(tok, texts) == tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def test_a_piece_encoder_that_disagrees_is_dropped(tokenizer, monkeypatch, caplog):
+    monkeypatch.setattr(packing, "_ENCODERS", {})
+    pieces = packing._encoders(tokenizer.backend_tokenizer)[2]
+    texts = ["X:1\nK:D\n d d d", " d"]
+    encode_texts(tokenizer, texts)
+    key = pieces._index[" d"]
+    pieces._flat[pieces._starts[key]] += 1  # corrupt one learnt piece
+    with caplog.at_level(logging.WARNING, logger="chatmusician_hf.data.packing"):
+        assert encode_texts(tokenizer, texts) == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert "piece encoder differs" in caplog.text
+    assert packing._encoders(tokenizer.backend_tokenizer)[2] is None
+
+
 def _documents(tokenizer, texts):
     eos = tokenizer.eos_token_id
     return [ids + [eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -109,7 +196,9 @@ def test_pretraining_blocks_hold_every_document_token_once(tokenizer, tmp_path):
     assert stats.tokens_per_src["IrishMAN"] == len(docs[3]) + len(docs[7])
 
 
-def test_streaming_gives_the_same_blocks_and_multiprocessing_too(tokenizer, tmp_path):
+def test_streaming_gives_the_same_blocks_and_multiprocessing_too(tokenizer, tmp_path, monkeypatch):
+    # Several batches, and several row ranges for the worker processes.
+    monkeypatch.setattr(packing, "TOKENIZE_BATCH_SIZE", 40)
     common = dict(dataset_name="music21", max_rows=300, data_cache_dir=str(tmp_path))
     plain = build_pretraining_dataset(DataArguments(**common), tokenizer, max_length=256)
     streamed = list(
@@ -119,6 +208,20 @@ def test_streaming_gives_the_same_blocks_and_multiprocessing_too(tokenizer, tmp_
     assert len(plain) > 10
     assert streamed == list(plain)
     assert parallel["input_ids"] == plain["input_ids"] and parallel["position_ids"] == plain["position_ids"]
+
+
+def test_worker_processes_read_rows_through_an_indices_mapping(tokenizer, monkeypatch):
+    from chatmusician_hf.data.corpus import build_music21_corpus
+
+    monkeypatch.setattr(packing, "TOKENIZE_BATCH_SIZE", 30)
+    rows = build_music21_corpus()["train"].select_columns(["text", "src"]).shuffle(seed=3).select(range(200))
+    eos = tokenizer.eos_token_id
+    one = list(packing._map_token_batches(rows, tokenizer, eos, num_proc=None))
+    two = list(packing._map_token_batches(rows, tokenizer, eos, num_proc=2))
+    expected = _documents(tokenizer, list(rows["text"]))
+    for batches in (one, two):
+        assert np.concatenate([flat for flat, _, _ in batches]).tolist() == [t for d in expected for t in d]
+        assert np.concatenate([lengths for _, lengths, _ in batches]).tolist() == [len(d) for d in expected]
 
 
 def test_second_call_reuses_the_packed_cache(tokenizer, tmp_path, caplog):

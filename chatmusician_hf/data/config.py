@@ -75,7 +75,7 @@ class DataArguments:
         },
     )
     num_proc: int | None = field(
-        default=None, metadata={"help": "Processes for tokenisation (datasets.map num_proc); None = one."}
+        default=None, metadata={"help": "Processes that tokenise the rows of a map-style dataset (forked workers); None = one."}
     )
     text_column: str = field(
         default="text", metadata={"help": "Column holding the text of pretraining rows."}
