@@ -109,18 +109,24 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="Timed runs of each variant (best is kept).")
     parser.add_argument("--seed", type=int, default=0, help="Sampling seed (same for both variants).")
     parser.add_argument("--no-quality", action="store_true", help="Skip the abc2midi check of the outputs.")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tokenizer, model = load(args)
     processor = build_abc_logits_processor(
         tokenizer, top_k=40, top_p=0.9, temperature=args.temperature, max_new_tokens=args.max_new_tokens
     )
     run(model, tokenizer, argparse.Namespace(**{**vars(args), "max_new_tokens": 4}), None)  # warm-up
-    free_speed, free_texts = max(
-        (run(model, tokenizer, args, None) for _ in range(args.repeats)), key=lambda r: r[0]
-    )
-    constrained_speed, constrained_texts = max(
-        (run(model, tokenizer, args, processor) for _ in range(args.repeats)), key=lambda r: r[0]
-    )
+    # the variants alternate, so a machine whose load changes during the run slows both alike
+    free_runs, constrained_runs = [], []
+    for _ in range(args.repeats):
+        free_runs.append(run(model, tokenizer, args, None))
+        constrained_runs.append(run(model, tokenizer, args, processor))
+    free_speed, free_texts = max(free_runs, key=lambda r: r[0])
+    constrained_speed, constrained_texts = max(constrained_runs, key=lambda r: r[0])
     overhead = free_speed / constrained_speed - 1
     print(
         f"device {args.device}, shape {args.shape}, batch {args.batch}, {args.max_new_tokens} new tokens each"

@@ -1,11 +1,26 @@
 """A ``transformers`` logits processor that keeps generated ABC tunes valid by construction.
 
-At each step and for each row of the batch it follows the text generated so far with an :class:`AbcTracker` and
-masks the candidate tokens whose text would make the tune invalid. Only the tokens that could be sampled are
-checked: candidates are visited in score order until the legal ones cover what top-k / top-p sampling (or greedy
-search) would keep, widening to the whole vocabulary when none of the first ones is legal. Inside a tune every
-token that was not checked is masked too; in prose (before ``X:``, after the blank line that ends a tune) only the
-illegal candidates are masked -- tokens that would start a malformed tune -- so prose is generated as without it.
+Each row of the batch is followed by an :class:`AbcTracker`, and the processor *samples the next token itself*:
+
+1. It draws a random order of the tokens the sampler would keep -- the temperature, top-k and top-p warping that
+   ``generate`` applies after the logits processors, computed here the same way -- as one exponential race
+   (``key = p / Exp(1)``), which orders them as successive draws without replacement would.
+2. It checks the tokens in that order with the tracker and keeps the first legal one. The first token is the one
+   plain sampling would draw; an illegal draw is set aside and the next one is the draw from what is left, so the
+   token kept is distributed as **the warped distribution restricted to the legal tokens** (renormalised): the
+   probability of a legal token ``t`` is ``p(t) / p(legal)``. Only when no token the warping keeps is legal does it
+   widen to the temperature-scaled distribution over the whole vocabulary, restricted to legal tokens likewise.
+   Greedy search checks tokens in score order: the best legal token.
+3. It returns scores where only that token is finite, so the sampler after it (whatever its settings) picks it.
+
+So a step costs one tracker check per row when the model's own draw is legal -- nearly always for a trained model
+-- instead of one per candidate. Prose before ``X:`` and after the blank line that ends a tune is sampled the same
+way; there every token is legal except one that would start a malformed tune, so prose is generated as without
+the processor (identically for greedy search; from the same distribution when sampling). The tracker state after
+the chosen token is kept, keyed by a hash of the sequence, so the next step starts from it without re-reading.
+
+The processor must be the last logits processor (``generate`` puts the warpers after it), and its sampling
+settings decide the distribution: build it from the generation config ``generate`` uses.
 
 Usage::
 
@@ -15,33 +30,55 @@ Usage::
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 from .token_text import split_utf8, token_bytes_table
-from .tracker import MAX_COMPLETION_CHARS, AbcTracker
+from .tracker import ELEMENT_CHARS, MAX_COMPLETION_CHARS, AbcTracker
 
 # In the last steps before max_new_tokens, a token is kept only if the tune can be completed in the steps left
 # after it (AbcTracker.completion), so a tune cut by the budget is still valid.
 WIND_DOWN_STEPS = 12
 CANDIDATE_COMPLETION_NODES = 400  # search effort for each candidate's completion (the model's own tokens)
-FIRST_CANDIDATES = 64  # scores sorted at first; the rest of the vocabulary only when none of these is legal
-TAIL_MASS = 1e-4  # with no top-k/top-p, stop once the unchecked tokens hold this share of the legal mass
+FIRST_DRAWS = 8  # candidates listed per row at first; the rest of the order only when these are all illegal
+_UNKNOWN = object()  # a completion not computed yet
+_INT64 = 1 << 64
 
 
 class _Row:
-    """The tracker of one sequence, the bytes of a UTF-8 character that is not complete yet, and the completion
-    being written when the processor forces one (kept, so each step follows the same legal path to the end)."""
+    """The tracker of one sequence, the bytes of a UTF-8 character that is not complete yet, the completion being
+    written when the processor forces one (kept, so each step follows the same legal path to the end), and two
+    caches of this state: its own completion (computed once, in the last steps of the budget), and which first
+    characters it accepts -- most illegal tokens fail at their first character, and where few tokens are legal
+    (an untrained model's step after a final bar line) hundreds are tried, so each is refused by a lookup."""
 
-    __slots__ = ("tracker", "pending", "plan")
+    __slots__ = ("tracker", "pending", "plan", "_completion", "_first", "_element_ends")
 
     def __init__(self, tracker: AbcTracker, pending: bytes = b"", plan: str | None = None):
         self.tracker = tracker
         self.pending = pending
         self.plan = plan
+        self._completion = _UNKNOWN
+        self._first: dict[str, bool] = {}
+        self._element_ends: bool | None = None
 
-    def advanced(self, data: bytes) -> _Row | None:
-        text, pending = split_utf8(self.pending + data)
+    def accepts_first(self, char: str) -> bool:
+        accepted = self._first.get(char)
+        if accepted is None:
+            tracker = self.tracker
+            if tracker.ctx == "note" and char not in ELEMENT_CHARS:
+                # every such character first ends the note being read: one check for all of them
+                if self._element_ends is None:
+                    self._element_ends = tracker.element_may_end()
+                if not self._element_ends:
+                    self._first[char] = False
+                    return False
+            accepted = self._first[char] = tracker.copy().feed(char)
+        return accepted
+
+    def advanced(self, text: str, pending: bytes) -> _Row | None:
+        """The row after ``text`` (complete characters, the pending bytes included) and a new partial tail."""
         tracker = self.tracker.copy()
         if not tracker.feed(text):
             return None
@@ -50,14 +87,19 @@ class _Row:
         plan = self.plan[len(text) :] if self.plan and not pending and self.plan.startswith(text) else None
         return _Row(tracker, pending, plan)
 
+    def completion(self) -> str | None:
+        if self._completion is _UNKNOWN:
+            self._completion = None if self.pending else self.tracker.completion()
+        return self._completion
+
 
 class AbcLogitsProcessor(LogitsProcessor):
-    """Masks tokens that would make an ABC tune invalid; see the module docstring.
+    """Chooses each row's next token so that ABC tunes stay valid; see the module docstring.
 
     Args:
         token_bytes: ``token_bytes[i]`` is the text token ``i`` adds, as bytes (:func:`token_bytes_table`).
         eos_token_ids: tokens that end generation; legal only where the tune may end.
-        top_k, top_p, temperature, do_sample: the sampling that follows, so that enough legal candidates are kept.
+        top_k, top_p, temperature, do_sample: the sampling the processor performs (that of ``generate``).
         max_new_tokens: the generation budget; in its last steps only tokens that leave the tune complete are
             kept (when any is), so a tune cut by the budget is still valid. None: no budget is known.
     """
@@ -73,7 +115,16 @@ class AbcLogitsProcessor(LogitsProcessor):
         max_new_tokens: int | None = None,
     ):
         self.token_bytes = token_bytes
+        # per token: its complete characters and trailing partial bytes, decoded once (the common case of a row
+        # with no partial character pending)
+        self._token_text = [split_utf8(data) for data in token_bytes]
+        # tokens grouped by first character, for the filter of the widened search; group -1: checked in full
+        first = [text[:1] for text, _ in self._token_text]
+        self._first_chars = sorted({char for char in first if char})
+        group = {char: number for number, char in enumerate(self._first_chars)}
+        self._first_group = np.array([group.get(char, -1) for char in first], dtype=np.int64)
         self.eos_token_ids = [i for i in eos_token_ids if i is not None]
+        self._eos = frozenset(self.eos_token_ids)
         self.top_k = top_k if top_k and top_k > 0 else None
         self.top_p = top_p if top_p is not None and 0 < top_p < 1 else None
         self.temperature = temperature if temperature and temperature > 0 else 1.0
@@ -81,30 +132,42 @@ class AbcLogitsProcessor(LogitsProcessor):
         self.max_new_tokens = max_new_tokens
         self._prompt_length = 0
         self._single_chars: dict[str, int] | None = None  # character -> a token of that one character
-        self._weights = torch.empty(0, dtype=torch.long)
-        self._rows: dict[int, _Row] = {}  # prefix hash -> row state after that prefix
-        self.stats = {"steps": 0, "checked": 0, "masked_rows": 0, "widened": 0, "dead_ends": 0, "completed": 0}
+        self._weights: list[int] = []
+        self._weights_tensor = torch.empty(0, dtype=torch.long)
+        self._rows: dict[int, _Row] = {}  # sequence hash -> row state after that sequence
+        self.stats = {"steps": 0, "checked": 0, "rejected": 0, "widened": 0, "dead_ends": 0, "completed": 0}
 
     # ----- following each sequence -------------------------------------------------------------------------
     def _hashes(self, input_ids: torch.LongTensor) -> tuple[list[int], list[int]]:
-        """Hashes of each row's sequence without and with its last token (int64 arithmetic wraps; collisions are
-        negligible for a random 64-bit linear hash)."""
+        """Hashes of each row's sequence without and with its last token: a random linear hash in wrapping int64
+        arithmetic (collisions are negligible), extended in Python by :meth:`_extend` for the chosen token."""
         length = input_ids.shape[1]
-        if self._weights.numel() < length:
+        if len(self._weights) <= length:
             generator = torch.Generator().manual_seed(0x5EED)
-            self._weights = torch.randint(-(2**62), 2**62, (max(length * 2, 256),), generator=generator)
-        weighted = input_ids.to("cpu", torch.long) * self._weights[:length]
+            self._weights_tensor = torch.randint(-(2**62), 2**62, (max(length * 2, 256),), generator=generator)
+            self._weights = self._weights_tensor.tolist()
+        weighted = (input_ids.to("cpu", torch.long) + 1) * self._weights_tensor[:length]  # (+1: token 0 counts)
         prefix = weighted[:, :-1].sum(dim=1)
         return prefix.tolist(), (prefix + weighted[:, -1]).tolist()
 
-    def _row_state(self, ids: list[int], prefix_hash: int) -> _Row:
+    def _extend(self, full_hash: int, length: int, token_id: int) -> int:
+        """The hash of a sequence of ``length`` tokens with ``token_id`` appended (as torch computes it)."""
+        value = (full_hash + (token_id + 1) * self._weights[length]) % _INT64
+        return value - _INT64 if value >= _INT64 // 2 else value
+
+    def _row_state(self, input_ids: torch.LongTensor, index: int, prefix_hash: int, full_hash: int) -> _Row:
+        row = self._rows.get(full_hash)
+        if row is not None:
+            return row  # the token this processor chose last step
         previous = self._rows.get(prefix_hash)
+        ids = input_ids[index].tolist()
         if previous is not None:
+            # a token that adds no text (padding after the end), or one another processor forced in
             last = ids[-1]
-            row = previous.advanced(self.token_bytes[last] if last < len(self.token_bytes) else b"")
+            data = self.token_bytes[last] if last < len(self.token_bytes) else b""
+            row = previous.advanced(*split_utf8(previous.pending + data))
             if row is not None:
                 return row
-            # an illegal token was forced in (another processor, or a fallback): follow the text leniently
         tracker = AbcTracker()
         text, pending = split_utf8(b"".join(self.token_bytes[i] for i in ids if i < len(self.token_bytes)))
         _feed_leniently(tracker, text)
@@ -115,135 +178,186 @@ class AbcLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self.stats["steps"] += 1
         prefix_hashes, full_hashes = self._hashes(input_ids)
-        if not any(prefix in self._rows for prefix in prefix_hashes):
+        if not any(h in self._rows for h in full_hashes) and not any(h in self._rows for h in prefix_hashes):
             self._prompt_length = input_ids.shape[1]  # a new generate() call
-        generated = input_ids.shape[1] - self._prompt_length
-        left = None if self.max_new_tokens is None else self.max_new_tokens - generated  # tokens, this one included
+        length = input_ids.shape[1]
+        left = None if self.max_new_tokens is None else self.max_new_tokens - (length - self._prompt_length)
+        draws = _Draws(self, scores)
         rows: dict[int, _Row] = {}
+        chosen = []
         for index in range(input_ids.shape[0]):
-            row = self._row_state(input_ids[index].tolist(), prefix_hashes[index])
+            row = self._row_state(input_ids, index, prefix_hashes[index], full_hashes[index])
             rows[full_hashes[index]] = row
-            completion = row.plan
-            if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
-                completion = None if row.pending else row.tracker.completion()
-            if completion and left <= len(completion) + 1:
-                # just enough steps left to complete the tune: write its completion, one character a step
-                self.stats["completed"] += 1
-                self._force(row, scores[index], completion)
-            elif completion is not None and left <= WIND_DOWN_STEPS + len(completion):
-                # the last steps: the model's tokens, as long as the tune can still be completed after them
-                if not self._mask_row(row, scores[index], left):
-                    self._force(row, scores[index], completion)
-            elif not self._mask_row(row, scores[index], None):
-                self.stats["dead_ends"] += 1
-                self._force(row, scores[index], None if row.pending else row.tracker.completion())
+            token_id, after = self._choose(row, draws, index, left)
+            chosen.append(token_id)
+            rows[self._extend(full_hashes[index], length, token_id)] = after if after is not None else row
         self._rows = rows
-        return scores
+        out = torch.full_like(scores, -float("inf"))
+        out[torch.arange(len(chosen), device=scores.device), torch.tensor(chosen, device=scores.device)] = 0.0
+        return out
 
-    def _legal(self, row: _Row, token_id: int, left: int | None) -> bool:
-        """Whether the token keeps the tune valid; with ``left`` (the last steps of the budget) also whether the
-        tune can still be completed in the ``left - 1`` tokens after it (one character each at worst)."""
-        if token_id in self.eos_token_ids:
-            return not row.pending and row.tracker.can_end()
+    def _choose(self, row: _Row, draws: _Draws, index: int, left: int | None) -> tuple[int, _Row | None]:
+        """The token for one row, and the row state after it (None after an end-of-sequence token)."""
+        completion = row.plan
+        if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
+            completion = row.completion()
+        if completion and left <= len(completion) + 1:
+            # just enough steps left to complete the tune: write its completion, one character a step
+            self.stats["completed"] += 1
+            return self._force(row, completion)
+        if completion is not None and left <= WIND_DOWN_STEPS + len(completion):
+            # the last steps: the model's tokens, as long as the tune can still be completed after them
+            picked = self._pick(row, draws, index, left)
+            return picked if picked is not None else self._force(row, completion)
+        picked = self._pick(row, draws, index, None)
+        if picked is not None:
+            return picked
+        self.stats["dead_ends"] += 1
+        return self._force(row, row.completion())
+
+    def _pick(self, row: _Row, draws: _Draws, index: int, left: int | None) -> tuple[int, _Row | None] | None:
+        """The first legal token in the row's draw order (see the module docstring); None when there is none."""
+        for token_id in draws.first(index):
+            picked = self._try(row, token_id, left)
+            if picked is not None:
+                return picked
+        if draws.sampled:
+            self.stats["widened"] += 1
+        # the rest of the order, among the tokens whose first character the state accepts (the others are
+        # illegal, so leaving them out changes nothing but the time spent)
+        for token_id in draws.rest(index, self._first_char_filter(row)):
+            picked = self._try(row, token_id, left)
+            if picked is not None:
+                return picked
+        return None
+
+    def _try(self, row: _Row, token_id: int, left: int | None) -> tuple[int, _Row | None] | None:
+        self.stats["checked"] += 1
+        legal, after = self._legal(row, token_id, left)
+        if legal:
+            return token_id, after
+        self.stats["rejected"] += 1
+        return None
+
+    def _first_char_filter(self, row: _Row) -> np.ndarray | None:
+        """Per token, False where its first character is refused in this state (None: no filter, a partial
+        character is pending)."""
+        if row.pending:
+            return None
+        accepted = [row.accepts_first(char) for char in self._first_chars] + [True]  # last: tokens checked in full
+        return np.array(accepted)[self._first_group]
+
+    def _legal(self, row: _Row, token_id: int, left: int | None) -> tuple[bool, _Row | None]:
+        """Whether the token keeps the tune valid, and the row after it; with ``left`` (the last steps of the
+        budget) also whether the tune can still be completed in the ``left - 1`` tokens after it (one character
+        each at worst)."""
+        if token_id in self._eos:
+            return not row.pending and row.tracker.can_end(), None
         after = self._advance(row, token_id)
         if after is None or left is None:
-            return after is not None
+            return after is not None, after
         if after.pending:
-            return left > 1
-        completion = after.tracker.completion(limit=left - 1, nodes=CANDIDATE_COMPLETION_NODES)
-        return completion is not None and len(completion) <= left - 1
+            return left > 1, after
+        if after._completion is _UNKNOWN:
+            after._completion = after.tracker.completion(limit=left - 1, nodes=CANDIDATE_COMPLETION_NODES)
+        completion = after._completion
+        return completion is not None and len(completion) <= left - 1, after
 
-    def _force(self, row: _Row, scores: torch.FloatTensor, completion: str | None) -> None:
-        """Keep only the token of the next character of ``completion`` (a legal completion of the tune), else end
-        generation: for the last steps of the budget, and for a dead end -- a state where no candidate is legal,
-        which the tracker's invariant says cannot happen. Never unmask."""
+    def _force(self, row: _Row, completion: str | None) -> tuple[int, _Row | None]:
+        """The token of the next character of ``completion`` (a legal completion of the tune), else the end of
+        generation: for the last steps of the budget, and for a dead end -- a state where no token is legal,
+        which the tracker's invariant says cannot happen. Never an unchecked token."""
         row.plan = completion
         token_id = self._char_token(completion[0]) if completion else None
-        if token_id is None or self._advance(row, token_id) is None:
-            token_id = self.eos_token_ids[0] if self.eos_token_ids else int(scores.argmax())
-        scores.fill_(-float("inf"))
-        scores[token_id] = 0.0
+        after = self._advance(row, token_id) if token_id is not None else None
+        if after is None:
+            return (self.eos_token_ids[0] if self.eos_token_ids else 0), None
+        return token_id, after
 
     def _char_token(self, char: str) -> int | None:
         if self._single_chars is None:
             self._single_chars = {}
             for token_id, data in enumerate(self.token_bytes):
-                if len(data) == 1 and token_id not in self.eos_token_ids:
+                if len(data) == 1 and token_id not in self._eos:
                     self._single_chars.setdefault(data.decode("latin-1"), token_id)
         return self._single_chars.get(char)
 
     def _advance(self, row: _Row, token_id: int) -> _Row | None:
         # ids past the tokenizer's vocabulary (a model with a padded embedding matrix) add no text
-        data = self.token_bytes[token_id] if token_id < len(self.token_bytes) else b""
+        if token_id >= len(self.token_bytes) or not self.token_bytes[token_id]:
+            return None if row.tracker.in_tune else row
+        data = self.token_bytes[token_id]
         tracker = row.tracker
-        if not data:
-            return None if tracker.in_tune else row
-        if tracker.ctx == "prose" and b":" not in data and not row.pending:
-            return row  # prose stays prose unless a field colon could start a tune
-        return row.advanced(data)
+        if row.pending:
+            return row.advanced(*split_utf8(row.pending + data))
+        if tracker.ctx == "prose" and tracker.col > 0 and b":" not in data and b"\n" not in data:
+            return row  # inside a prose line, text without a field colon or a line end cannot start a tune
+        text, pending = self._token_text[token_id]
+        if text and not row.accepts_first(text[0]):
+            return None
+        return row.advanced(text, pending)
 
-    def _mask_row(self, row: _Row, scores: torch.FloatTensor, left: int | None) -> bool:
-        """Mask ``scores`` in place; False (and nothing masked) when no token is legal."""
-        in_tune = row.tracker.in_tune or row.tracker.ctx != "prose"
-        probabilities = torch.softmax(scores.float() / self.temperature, dim=-1)
-        first = min(FIRST_CANDIDATES, scores.shape[-1])
-        top = torch.topk(scores, first)
-        order, shares = top.indices.tolist(), probabilities[top.indices].tolist()
-        values = top.values.tolist()
-        legal: list[int] = []
-        illegal: list[int] = []
-        seen: set[int] = set()
-        legal_mass = checked_mass = 0.0
-        position = 0
-        while True:
-            if position == len(order):
-                # Legal tokens among the first candidates are enough (the rest share a negligible probability);
-                # with none, every token is tried in score order.
-                if legal or len(order) >= scores.shape[-1]:
-                    break
-                self.stats["widened"] += 1
-                full = torch.argsort(scores, descending=True)
-                order = full.tolist()
-                shares = probabilities[full].tolist()
-                values = scores[full].tolist()
-                continue
-            token_id, share, value = order[position], shares[position], values[position]
-            position += 1
-            if token_id in seen:
-                continue
-            seen.add(token_id)
-            if value == -float("inf"):
-                continue  # masked by an earlier processor: not a candidate
-            self.stats["checked"] += 1
-            checked_mass += share
-            if self._legal(row, token_id, left):
-                legal.append(token_id)
-                legal_mass += share
-            else:
-                illegal.append(token_id)
-            if legal and self._covers_sampling(legal, legal_mass, checked_mass):
-                break
-        if not legal:
-            return False
-        self.stats["masked_rows"] += 1
-        if in_tune:
-            kept = scores[legal].clone()
-            scores.fill_(-float("inf"))
-            scores[legal] = kept
+
+class _Draws:
+    """The order in which each row's tokens are checked, drawn for the whole batch at once.
+
+    Sampling: the tokens the warping keeps (temperature, then top-k, then top-p on the renormalised top-k -- the
+    order ``generate`` applies them), ordered by an exponential race ``p / Exp(1)``, which is distributed as
+    successive draws without replacement; then, only if none of those is legal, the whole vocabulary ordered the
+    same way under the temperature-scaled distribution. Greedy: every token by decreasing score.
+    """
+
+    def __init__(self, processor: AbcLogitsProcessor, scores: torch.FloatTensor):
+        self.processor = processor
+        self.scores = scores
+        self.sampled = processor.do_sample
+        vocab = scores.shape[-1]
+        kept = min(processor.top_k or vocab, vocab) if self.sampled else min(FIRST_DRAWS, vocab)
+        values, indices = torch.topk(scores.float(), kept)  # sorted, best first
+        values, self.indices = values.cpu().numpy(), indices.cpu().numpy()
+        if not self.sampled:
+            self.order = np.broadcast_to(np.arange(kept), values.shape)
+            self.valid = values > -np.inf
+            return
+        scaled = values / processor.temperature
+        probs = np.exp(scaled - scaled[:, :1])  # (the best token first: no overflow; masked tokens give 0)
+        probs /= probs.sum(axis=1, keepdims=True)
+        if processor.top_p is not None:
+            before = np.cumsum(probs, axis=1) - probs  # the mass of the better tokens
+            probs[before >= processor.top_p] = 0.0  # (the best token is always kept)
+        race = torch.empty(probs.shape, dtype=torch.float64).exponential_().numpy()  # torch's seeded generator
+        keys = probs / race
+        self.order = np.argsort(-keys, axis=1, kind="stable")
+        self.valid = np.take_along_axis(keys, self.order, axis=1) > 0
+
+    def first(self, index: int):
+        """The warped distribution's tokens of row ``index`` in race order (greedy: the best few by score)."""
+        for position, valid in zip(self.order[index].tolist(), self.valid[index].tolist(), strict=True):
+            if not valid:
+                return
+            yield int(self.indices[index, position])
+
+    def rest(self, index: int, allowed: np.ndarray | None):
+        """The other tokens of the vocabulary (those ``allowed`` only), ordered by a race under the
+        temperature-scaled distribution (greedy: by score)."""
+        scores = self.scores[index].float().cpu().numpy()
+        vocab = scores.shape[0]
+        done = np.zeros(vocab, dtype=bool)
+        done[[int(self.indices[index, p]) for p, v in zip(self.order[index], self.valid[index], strict=True) if v]] = True
+        live = ~done & (scores > -np.inf)
+        if allowed is not None:
+            live[: len(allowed)] &= allowed
+        candidates = np.flatnonzero(live)
+        if not len(candidates):
+            return
+        if self.sampled:
+            scaled = scores[candidates] / self.processor.temperature
+            race = torch.empty(len(candidates), dtype=torch.float64).exponential_().numpy()
+            keys = np.exp(scaled - scaled.max()) / race
         else:
-            scores[illegal] = -float("inf")
-        return True
-
-    def _covers_sampling(self, legal: list[int], legal_mass: float, checked_mass: float) -> bool:
-        """True once the legal tokens found hold everything the sampling after this processor could pick."""
-        if not self.do_sample:
-            return True
-        if self.top_k is not None and len(legal) >= self.top_k:
-            return True
-        unchecked = max(0.0, 1.0 - checked_mass)
-        top_p = self.top_p if self.top_p is not None else 1.0 - TAIL_MASS
-        # the legal nucleus is inside the found tokens when they hold top_p of every legal token's mass
-        return legal_mass * (1.0 - top_p) >= top_p * unchecked
+            keys = scores[candidates]
+        for position in np.argsort(-keys, kind="stable").tolist():
+            yield int(candidates[position])
 
 
 def _feed_leniently(tracker: AbcTracker, text: str) -> None:

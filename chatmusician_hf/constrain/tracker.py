@@ -15,7 +15,10 @@ accepts draws no bar warning from it: the first bar of a voice may be short or l
 ``|`` checks the bar; the "soft" bar lines ``||``, ``|]``, ``[|``, ``|:``, ``:|``, ``::`` let a short bar continue
 across them (a repeat that splits a bar); and at ``:|`` the second pass of the repeat is replayed from the segments
 recorded since ``|:``, with its first/second endings, so a short bar before ``:|`` must complete the bar the
-repeat goes back to.
+repeat goes back to. Variant endings follow abc2midi's pass logic (store.c ``fixreps``, genmidi.c ``writetrack``):
+the tune's first ending needs an open ``|:`` (or no repeat sign yet: abc2midi then puts ``|:`` at the start, and
+a ``:|`` becomes due), an ending must be closed by a soft bar line before the next one, and an ending not played
+on the current pass is skipped with the bar line that closes it, which must come and must not be a repeat sign.
 
 Each tracker is a flat object of immutable values, so :meth:`AbcTracker.copy` is one dict copy: the logits
 processor copies the tracker to try each candidate token.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from itertools import chain, islice
 
 from .fields import (
     CHORD_SYMBOL,
@@ -45,6 +49,9 @@ from .fields import (
 NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
 REST_LETTERS = frozenset("zx")
 MULTI_REST_LETTERS = frozenset("ZX")
+DIGITS = frozenset("0123456789")  # (str.isdigit() would take other scripts' digits too)
+# The characters that continue a note, rest or chord being read (its length and octave marks); any other ends it.
+ELEMENT_CHARS = DIGITS | frozenset("/,'")
 ACCIDENTALS = frozenset("^_=")
 # ABC 2.1 decoration shortcuts (~ roll, H fermata, L accent, M/P mordents, O coda, S segno, T trill, u/v bowing,
 # . staccato); lenient mode adds the letters ABC reserves for user symbols (h-w, H-W), which abc2midi ignores
@@ -79,11 +86,13 @@ ENDING_STOPS = SOFT_BARS
 # Per-voice values, saved and restored when V: switches voices.
 VOICE_FIELDS = (
     "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "repeat_closed", "bar_len", "meter_num", "unit",
-    "last", "slur", "after_bar", "tup_left", "tup_factor",
+    "last", "slur", "after_bar", "tup_left", "tup_factor", "pass_no", "seen_repeat", "in_varend", "skip_open",
 )  # fmt: skip
 _ZERO = Fraction(0)
 _EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
-_AFTER_DECORATION = frozenset('ABCDEFGabcdefgzx^_=["!+(') | DECORATION_SHORTCUTS  # ~{g}A: "Malformed note"
+_SKIP_OPEN = VOICE_FIELDS.index("skip_open")
+# What may follow a decoration shortcut: abc2midi reads ~{g}A, L(3ABc, ~"C"A, ~!trill!A as "Malformed note"
+_AFTER_DECORATION = frozenset("ABCDEFGabcdefgzx^_=[") | DECORATION_SHORTCUTS
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
 _TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
@@ -135,6 +144,10 @@ class AbcTracker:
         self.final_bar = False  # a short bar was closed with |: only the end of the tune may follow
         self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
         self.after_grace = False  # a grace group ended and no note followed yet
+        self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
+        # a staccato "." waits for its note / is on the note being read / was on the last element: abc2midi
+        # shortens staccato notes, so they cannot take part in a broken rhythm
+        self.staccato = self.el_staccato = self.last_staccato = self.broken_staccato = False
         self._reset_voice_values()
 
     # ----- bookkeeping -------------------------------------------------------------------------------------
@@ -160,6 +173,13 @@ class AbcTracker:
         self.after_bar = True
         self.tup_left = 0
         self.tup_factor = Fraction(1)
+        # abc2midi's variant endings (genmidi.c writetrack, store.c fixreps): the pass being played (1, then 2
+        # after a :| ...), whether a repeat sign was written in this voice, an ending not yet closed by a soft bar
+        # line, and one of those that is not played on this pass (skipped up to the next soft bar line)
+        self.pass_no = 1
+        self.seen_repeat = False
+        self.in_varend = False
+        self.skip_open = False
 
     def _switch_voice(self, name: str) -> bool:
         if name == self.voice:
@@ -196,7 +216,7 @@ class AbcTracker:
             return True
         if self.mode == "header":
             return False
-        return self.copy()._end_tune()
+        return self.copy()._end_tune(reset=False)
 
     def completion(self, limit: int = MAX_COMPLETION_CHARS, nodes: int = COMPLETION_NODES) -> str | None:
         """A short text after which the tune may end (``""`` where it already may); None if none is found.
@@ -217,7 +237,7 @@ class AbcTracker:
             return True
         if len(out) >= limit:
             return False
-        for piece in self._fills() + list(_CLOSERS.get(self.ctx, _BODY_CLOSERS) + _ANY_CLOSER):
+        for piece in chain(self._fills(), _CLOSERS.get(self.ctx, _BODY_CLOSERS), _ANY_CLOSER):
             budget[0] -= 1
             if budget[0] < 0:
                 return False
@@ -229,35 +249,60 @@ class AbcTracker:
                 out.pop()
         return False
 
-    def _fills(self) -> list[str]:
-        """Whole moves for completion() in the body, which a character search would take long to find: the
-        ``:|`` an open repeat needs, after a rest that brings the bar to any length; a rest that fills the bar
-        (or leaves room for the rest of a tuplet)."""
+    def _fills(self):
+        """Whole moves for completion(), which a character search would take long to find (yielded lazily: the
+        first one usually completes the tune): the rest of the header (a ``K:`` line), the ``:|`` an open repeat
+        needs, after a rest that brings the bar to any length; a rest that fills the bar (or leaves room for the
+        rest of a tuplet)."""
+        if self.mode == "header":
+            if self.ctx == "hdr_ls":
+                yield "K:C\n"
+            elif self.ctx == "field" and self.fletter == "K" and not self.fbuf.strip():
+                yield "C"
+            return
         if self.chord and self.tie and self.ctx in ("chord", "note"):  # a chord a tie waits for: its notes
-            return ["".join(sorted(self.tie - self.chord_pitches)) + "]"]
+            yield "".join(sorted(self.tie - self.chord_pitches)) + "]"
+            return
         if self.ctx not in ("body", "body_ls", "tuplet") or self.chord or self.grace or self.broken:
-            return []
-        fills = []
+            return
         if self.ctx == "body_ls":  # another voice left with an open repeat: go back to it; define missing parts
-            fills += [f"V:{name}\n" for name, saved in self.voices.items() if name and saved[_EXPECT_REPEAT]]
-            fills += [f"P:{part}\n" for part in sorted(self.header_parts - self.parts)]
+            yield from (
+                f"V:{name}\n"
+                for name, saved in self.voices.items()
+                if name and (saved[_EXPECT_REPEAT] or saved[_SKIP_OPEN])
+            )
+            yield from (f"P:{part}\n" for part in sorted(self.header_parts - self.parts))
         if self.tie:  # the tied note (or chord), as long as fits
             pitches = "".join(sorted(self.tie))
-            fills += [(pitches if len(self.tie) == 1 else f"[{pitches}]") + length for length in ("1", "/", "//")]
+            yield from ((pitches if len(self.tie) == 1 else f"[{pitches}]") + length for length in ("1", "/", "//"))
+        if self.skip_open and not self.expect_repeat:  # a skipped ending waits for a soft bar line
+            yield "||"
         if self.bar_len is None:
-            return fills + [":|"] if self.expect_repeat else fills
+            if self.expect_repeat:
+                yield ":|"
+            return
+        if self.tup_left:
+            yield next(self._rests(), "z/" + str(MAX_LENGTH_NUMBER))
+            return
+        if not self.expect_repeat:
+            yield from (rest + "|" for rest in islice(self._rests(), 1))
+            return
+        yield ":|"
+        yield from (rest + ":|" for rest in self._rests())
+        yield from (rest + "|" for rest in islice(self._rests(), 1))
+
+    def _rests(self):
+        """Rests that fit the room left in the bar, for :meth:`_fills`: the one that fills it exactly, then rests
+        of k/4 units, longest first."""
         factor = self.tup_factor if self.tup_left else Fraction(1)
         room = (self.bar_len - self.bar) / (self.tup_left or 1) / (self.unit * factor)  # in units
-        rests = []
+        exact = _length_spellings(room) if room > 0 else []
+        if exact:
+            yield "z" + (exact[0] or "1")  # z1, not z: at a line start "z:" reads as a field
         for quarters in range(min(int(room * 4), 4 * MAX_LENGTH_NUMBER), 0, -1):  # rests of k/4 units
             spelling = _length_spellings(Fraction(quarters, 4))
-            if spelling:
-                rests.append("z" + (spelling[0] or "1"))  # z1, not z: at a line start "z:" reads as a field
-        if self.tup_left:
-            return rests[:1] or ["z/" + str(MAX_LENGTH_NUMBER)]
-        if not self.expect_repeat:
-            return fills + [rest + "|" for rest in rests[:1]]
-        return fills + [":|"] + [rest + ":|" for rest in rests] + [rest + "|" for rest in rests[:1]]
+            if spelling and Fraction(quarters, 4) != room:
+                yield "z" + (spelling[0] or "1")
 
     def accepts_any_char(self) -> bool:
         """True where any non-ASCII character is valid (prose, comments, field text): used for partial UTF-8."""
@@ -379,6 +424,7 @@ class AbcTracker:
         elif letter == "P":
             if not self._part_field(value):
                 return False
+            self.in_varend = self.skip_open = False  # a part closes a variant ending
         elif letter == "V":
             name = value.split("%", 1)[0].strip().split(" ", 1)[0]
             if not name:
@@ -527,6 +573,7 @@ class AbcTracker:
             return True
         if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not self.strict):
             self.prev_element = False
+            self.staccato = self.staccato or c == "."
             self.deco_pending = self.strict  # abc2midi: "Malformed note" when no note follows a shortcut
             return not self.strict or self._can_start_note()  # ...so the note must fit
         if c == ":":
@@ -588,6 +635,9 @@ class AbcTracker:
         self.deco_pending = False
         if not self.grace:
             self.after_grace = False
+        if self.broken and not self.chord and self.staccato != self.broken_staccato:
+            return False  # abc2midi: "Cannot apply broken rhythm. Notes not equal durations"
+        self.el_staccato, self.staccato = self.staccato, False
         self.el = kind
         self.el_len = ""
         self.el_octave_ok = kind == "note"
@@ -596,6 +646,13 @@ class AbcTracker:
         self.ctx = "note"
         self.after_bar = False
         return True
+
+    def element_may_end(self) -> bool:
+        """In a note, rest or chord being read (context ``note``): whether it may end here, which every character
+        but those of ``ELEMENT_CHARS`` checks first -- callers trying many continuations check it once."""
+        trial = self.copy()
+        trial.ctx = "chord" if trial.chord else ("grace" if trial.grace else "body")
+        return trial._finish_element()
 
     def _acc(self, c: str) -> bool:
         if c in NOTE_LETTERS:
@@ -615,10 +672,10 @@ class AbcTracker:
             if self.tie and not self.chord and not any(p.startswith(self.el_pitch) for p in self.tie):
                 return False
             return self.el_octave_ok and not (self.strict and (c == ",") != self.el_upper)
-        if c.isdigit() or c == "/":
+        if c in DIGITS or c == "/":
             self.el_octave_ok = False
             length = self.el_len + c
-            if self.el == "mrest" and not c.isdigit():
+            if self.el == "mrest" and c not in DIGITS:
                 return False
             if not _length_prefix_ok(length) or (self.strict and length.count("/") > MAX_STRICT_SLASHES):
                 return False
@@ -646,6 +703,7 @@ class AbcTracker:
         if not self.tie <= pitches:
             return False  # abc2midi: "Could not find note to be tied"
         self.tie, self.last_pitches = frozenset(), pitches
+        self.last_staccato = self.el_staccato
         if kind == "mrest":
             return self._add_multi_rest(int(self.el_len or 1))
         if kind == "chord":
@@ -708,6 +766,7 @@ class AbcTracker:
     def _broken_start(self, c: str) -> bool:
         if not self.prev_element or self.last is None or self.last[2] or self.chord or self.grace:
             return False
+        self.broken_staccato = self.last_staccato  # the right-hand note must match it
         self.broken = 1 if c == ">" else -1
         self.prev_element = False
         self.ctx = "broken"
@@ -721,7 +780,7 @@ class AbcTracker:
             self.broken += sign
             return True
         self.ctx = "body"
-        if c in "|:]\\%-<>":
+        if c in "|:]\\%-<>" or (c == "." and not self.broken_staccato):
             return False
         return self._step(c)
 
@@ -731,12 +790,8 @@ class AbcTracker:
         if c == "|":
             self.ctx = "body"
             return self._bar(THICK_THIN)
-        if c.isdigit():
-            if not self.after_bar or self.broken:
-                return False
-            self.ctx = "ending"
-            self.fbuf = c
-            return True
+        if c in DIGITS:
+            return self.after_bar and self._start_ending(c)
         if c.isascii() and c.isalpha() and c in INLINE_FIELDS and c not in NOTE_LETTERS:
             if not self._clean_for_field(c):
                 return False
@@ -894,7 +949,7 @@ class AbcTracker:
         return DECORATION.fullmatch(self.fbuf, partial=True) is not None
 
     def _paren(self, c: str) -> bool:
-        if c.isdigit():
+        if c in DIGITS:
             if c in "01" or self.tup_left or self.chord or self.grace or self.broken or self._bar_is_full():
                 return False
             self.ctx = "tuplet"
@@ -908,7 +963,7 @@ class AbcTracker:
         return self._step(c)
 
     def _tuplet(self, c: str) -> bool:
-        if c.isdigit() or c == ":":
+        if c in DIGITS or c == ":":
             spec = self.fbuf + c
             if _TUPLET_SPEC.fullmatch(spec) is None:
                 return False
@@ -933,15 +988,36 @@ class AbcTracker:
             return True
         return self._step(c)
 
+    def _start_ending(self, c: str) -> bool:
+        """The first digit of a variant ending (``|1``, ``:|2``, ``[1``). Refused where abc2midi would report an
+        error whatever the numbers: a second ending before a soft bar line closes the first ("Need || |: :| or ::
+        to mark end of variant ending"), and the tune's first ending after a repeat has closed with no new ``|:``
+        ("found [1 or like before |:"). Before any repeat sign, abc2midi puts a ``|:`` at the voice's start when
+        a ``:|`` follows, so the ending makes that ``:|`` due."""
+        if c == "0" or self.in_varend or self.broken:
+            return False
+        if not self.endings_seen and not self.expect_repeat:
+            if self.seen_repeat:
+                return False
+            self.expect_repeat = True
+        self.endings_seen = True
+        self.in_varend = True
+        self.ctx = "ending"
+        self.fbuf = c
+        return True
+
     def _ending(self, c: str) -> bool:
-        if c.isdigit() or c in ",-":
+        if c in DIGITS or c in ",-":
             if len(self.fbuf) >= 8 or (c in ",-" and not self.fbuf[-1].isdigit()):
                 return False
             self.fbuf += c
             return True
         if not self.fbuf[-1].isdigit():
             return False
-        self._record(("ending", _ending_numbers(self.fbuf)))
+        numbers = _ending_numbers(self.fbuf)
+        # an ending not played on this pass is skipped up to the next soft bar line, which must come
+        self.skip_open = self.pass_no not in numbers
+        self._record(("ending", numbers))
         self.ctx = "body"
         return self._step(c)
 
@@ -962,10 +1038,8 @@ class AbcTracker:
         self.ctx = "body"
         if not self._bar(SINGLE):
             return False
-        if c.isdigit():
-            self.ctx = "ending"
-            self.fbuf = c
-            return c != "0"
+        if c in DIGITS:
+            return self._start_ending(c)
         return self._step(c)
 
     def _bar2(self, c: str) -> bool:
@@ -997,10 +1071,8 @@ class AbcTracker:
         if c == "|":
             self.ctx = "bar2"  # :|| and :||: (end and start of repeats)
             return True
-        if c.isdigit():
-            self.ctx = "ending"
-            self.fbuf = c
-            return c != "0"
+        if c in DIGITS:
+            return self._start_ending(c)
         return self._step(c)
 
     def _record(self, event) -> None:
@@ -1014,6 +1086,10 @@ class AbcTracker:
             return False  # abc2midi: "found another |: after a |:"
         if kind == DOUBLE_REP and self.repeat_closed and not self.expect_repeat:
             return False  # abc2midi: "found :: before |:"
+        if self.skip_open and (kind in (BAR_REP, DOUBLE_REP) or (kind == REP_BAR and self.expect_repeat)):
+            return False  # abc2midi skips an ending not played on this pass with the bar line that ends it
+        if self.in_varend and self.expect_repeat and kind not in (SINGLE, REP_BAR, DOUBLE_REP) and self._mid_bar():
+            return False  # the replay skips the ending up to this bar line: the rest of its bar would be short
         self.prev_element = False
         self.last = None
         if not self._check_bar(kind):
@@ -1021,22 +1097,47 @@ class AbcTracker:
         self._record(("bar", kind, self.seg))
         self.seg = _ZERO
         self.after_bar = True
+        if kind in ENDING_STOPS:
+            self.in_varend = self.skip_open = False
         if kind == BAR_REP:
             self._start_repeat()
+            self.pass_no, self.seen_repeat = 1, True
         elif kind == REP_BAR or kind == DOUBLE_REP:
-            if not self._closes_second_ending():
+            second_ending = self._closes_second_ending()
+            if not second_ending:
                 ok, bar = self._replay_repeat()
                 if not ok:
                     return False
                 self.bar = bar
+            self.pass_no = 1 if kind == DOUBLE_REP else self._pass_after_repeat()
+            self.seen_repeat = True
             self._start_repeat()
             self.expect_repeat = kind == DOUBLE_REP
             self.repeat_closed = self.repeat_closed or kind == REP_BAR
-        elif kind != SINGLE and not self.expect_repeat:
-            # abc2midi turns the last double bar before a :| with no |: into the start of the repeat
+        elif kind != SINGLE and not self.expect_repeat and self.seen_repeat:
+            # abc2midi turns the last double bar before a :| with no |: into the start of the repeat -- once a
+            # repeat sign was written in the voice: before that, it puts a |: at the voice's start (scan_for_
+            # missing_repeats), so the first :| goes back there
             self._start_repeat()
             self.expect_repeat = False
         return True
+
+    def _pass_after_repeat(self) -> int:
+        """The pass abc2midi is in after this :| (genmidi.c): pass 2 replays the section; each ending played on a
+        pass allows one more (up to 4), so while the ending before the :| lists the pass, the section is played
+        again; the music after the :| then goes on in the last pass."""
+        numbers, node = None, self.segs
+        while node is not None and numbers is None:
+            node, event = node
+            if event[0] == "ending":
+                numbers = event[1]
+        passes = 2 if self.pass_no == 1 else self.pass_no
+        while numbers is not None and passes in numbers and passes < 4:
+            passes += 1
+        return passes
+
+    def _mid_bar(self) -> bool:
+        return self.bar_len is not None and 0 < self.bar < self.bar_len
 
     def _closes_second_ending(self) -> bool:
         """``:|2 ... :|``: the :| ends the second ending, which is played on the second pass; no replay."""
@@ -1108,7 +1209,8 @@ class AbcTracker:
         return True, bar
 
     # end of the tune
-    def _end_tune(self) -> bool:
+    def _end_tune(self, reset: bool = True) -> bool:
+        """End the tune here (back to prose) if it may end; ``reset=False`` only checks (on a throwaway copy)."""
         if self.ctx == "note":
             self.ctx = "body"
             if not self._finish_element():
@@ -1142,7 +1244,10 @@ class AbcTracker:
             return False
         if self.expect_repeat or any(saved[_EXPECT_REPEAT] for saved in self.voices.values()):
             return False  # abc2midi: "Missing :| at end of tune"
-        self._reset()
+        if self.skip_open or any(saved[_SKIP_OPEN] for saved in self.voices.values()):
+            return False  # abc2midi: "Cannot find :| || [| or |] to close variant ending"
+        if reset:
+            self._reset()
         return True
 
 
@@ -1232,7 +1337,7 @@ _CLOSERS = {
     "grace": "}B",
     "chord": "]B",
     "acc": "B",
-    "note": "\n|]/",
+    "note": "\n|]}/",
     "tuplet": "z",
     "paren": "z",
     "lbracket": "B",
