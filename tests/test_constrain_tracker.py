@@ -88,7 +88,7 @@ CONTINUATIONS = [
     ("chord symbol", header("4/4"), ['"Am"A', '"G7/B"B', '"^any text"A'], ['"H7"A', '"Am\n', '"Cfoo"']),
     ("decoration", header("4/4"), ["!trill!A", "+fermata+A", "~A", "TA"], ["!tr ill!", "!trill\n"]),
     ("slurs", header("4/4") + "(AB", [")c", "(c)d)"], []),
-    ("unmatched slur end (strict)", header("4/4") + "AB", ["c"], [")"]),
+    ("unmatched slur end", header("4/4") + "AB", ["c", ")c", ")>c"], [")-c"]),
     ("inline field", header("4/4") + "A2", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
     (
         "no X: in the body",
@@ -259,17 +259,20 @@ def test_every_accepted_state_can_complete_the_tune():
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     """Issue 10: no false rejections of real tunes. Measured over the whole music21 corpus (the tunes abc2midi
-    accepts with no musical error and no bar warning): lenient 99.56%, strict 96.81%. The residue is listed by
-    ``python -m chatmusician_hf.constrain.corpus_check``: user decoration letters, ``~``/``H`` shortcuts, unmatched
-    ``)``, a ``Q:`` with no tempo, spaces the strict mode refuses."""
+    accepts with no musical error and no bar warning, 7,452): lenient 99.91%, strict 97.20%. The residue is listed
+    by ``python -m chatmusician_hf.constrain.corpus_check``: lenient, 7 one-off constructs (a variant ending after
+    a closed repeat with no |:, a slur opened inside a chord, K:Dmixm, K:Dmix=c, "*" after |], a decoration inside
+    a grace group, an unchecked two-bar ending); strict also refuses what abc2midi calls an error (quoted text that
+    is not a chord symbol, 112), undefined reserved letters k U V... (abc2midi ignores them with a warning, 28),
+    first bars that overflow (unbarred Essen and Josquin lines, 33) and a few bare numbers such as G3/4."""
     from chatmusician_hf.constrain.corpus_check import measure_corpus
     from chatmusician_hf.data.corpus import iter_music21_tunes
 
     report = measure_corpus(iter_music21_tunes(), workers=2, progress=False)
     print("\n" + report.summary())
     assert report.valid > 7_000
-    assert report.accepted_lenient >= 0.995 * report.valid
-    assert report.accepted_strict >= 0.965 * report.valid
+    assert report.accepted_lenient >= 0.998 * report.valid
+    assert report.accepted_strict >= 0.970 * report.valid
 
 
 # variant endings: abc2midi's pass logic (store.c fixreps, genmidi.c writetrack), probed with abc2midi 4.84
@@ -305,3 +308,108 @@ def test_decoration_shortcut_needs_its_note_next():
     for bad in ["L(3ABc", "~(AB)", 'L"C"A', "~!trill!A", "~+trill+A", "~{g}A"]:
         assert not accepts(body, bad), f"abc2midi: Malformed note: {bad!r}"
     assert accepts(body, "L~A8|") and accepts(body, "L[CE]8|") and accepts(body, "Lz8|")
+
+
+# constructs abc2midi 4.84 accepts without an error that the corpus tunes use (probed with abc2midi -c)
+def _parses(body: str, meter: str = "4/4") -> bool:
+    return validate_abc(header(meter) + body + "\n").parses
+
+
+def test_spaces_around_broken_rhythm_and_ties():
+    body = header("4/4") + "z8|"
+    for legal in ["A2 > B2 c4|", "A2> B2 c4|", "A2 >B2 c4|", "A4 -A4|", "A4- A4|"]:
+        assert accepts(body, legal), legal
+        assert _parses("z8|" + legal + "]")
+    assert not accepts(body, "A2 > B "), "the right-hand note must still match the left"
+    assert not accepts(body, "A4 -B"), "a tie still needs the same pitch"
+
+
+def test_broken_rhythm_and_tie_across_a_line_break():
+    body = header("4/4") + "z8|A4 B2"
+    assert accepts(body, "\n>A2|") and accepts(body, "\n >A2|") and accepts(body, ">\\\nA2|")
+    assert _parses("z8|A4 B2\n>A2|]") and _parses("z8|A4 B2>\\\n  A2|]")
+    assert accepts(header("4/4") + "z8|A4", "\n-A4|")
+    assert not accepts(header("4/4") + "z8|A2 D>B", "\n>A"), "B is already the right-hand note of a pair"
+    assert not _parses("z8|A2 D>B\n>A A2|]")
+    assert not accepts(body, "\nT:x\n>"), "not across a field line"
+
+
+def test_unmatched_slur_end_is_ignored():
+    body = header("4/4") + "z8|"
+    assert accepts(body, "(3ABc) A5|") and accepts(body, "AB) c6|")
+    assert _parses("z8|(3ABc) A5|AB) c6|]")
+    assert not accepts(body, "AB) c7 "), "the bar is still checked"
+
+
+def test_old_line_break_bang():
+    body = header("4/4") + "z8|A4 B4|c4 "
+    assert accepts(body, "!\nc4|") and _parses("z8|A4 B4|c4 !\nc4|]")
+    assert not accepts(body, "!tr\n"), "an unclosed decoration name"
+
+
+def test_grace_groups_separated_by_a_plain_bar_line():
+    body = header("4/4") + "z8|A6 B2{a}"
+    for bar in ["|", "||", "|]", "[|"]:
+        assert accepts(body, bar + "{b}A8|"), bar
+    assert _parses("z8|A6 B2{a}|{b}A8|]")
+    for bad in [" {b}", "|:{b}"]:  # abc2midi: "Intervening note needed between grace notes"
+        assert not accepts(header("4/4") + "|:z8|A6 B2{a}", bad), bad
+    assert not _parses("|:A8|A6 B2{a}|:{b}A8:|")
+
+
+def test_slur_after_a_staccato_dot():
+    body = header("4/4") + "z8|"
+    assert accepts(body, ".(AB) A6|") and _parses("z8|.(AB) A6|]")
+    for bad in [".(3", "~(", ".~(", "~.("]:  # abc2midi: "Malformed note" / "Unrecognized character: 3"
+        assert not accepts(body, bad), bad
+    assert not _parses("z8|.(3ABc A5|]")
+
+
+def test_fingering_text_in_quotes():
+    body = header("4/4") + "z8|"
+    for text in ["04", "0 4", "2nd time", "45"]:
+        assert accepts(body, f'"{text}"A8|'), text
+    assert _parses('z8|"04"A8|"2nd time"A8|]')
+    for text in ["6", "9"]:  # abc2midi: "Guitar chord does not start with A-G or a-g"
+        assert not accepts(body, f'"{text}"')
+
+
+def test_lengths_with_a_numerator_and_a_denominator():
+    """Lenient mode checks the bar at its bar line; strict mode refuses a bare number whose half overflows (the
+    completion search would need A3/64)."""
+    body = header("2/4") + "z4|DE=F ("
+    assert accepts(body, "G3/4F/4)|", strict=False) and _parses("z4|DE=F (G3/4F/4)|]", "2/4")
+    assert not accepts(body, "G3/2F/4)| ", strict=False), "overflows the bar"
+
+
+def test_variant_ending_in_mid_bar():
+    """Lenient mode only: in strict mode the replay makes completions hard to find (fuzz test above)."""
+    body = header("4/4") + "|:A8|B6 [1 d2:|[2 "
+    assert accepts(body, "c2|]", strict=False) and accepts(body, "c ||d|]", strict=False)
+    assert _parses("|:A8|B6 [1 d2:|[2 c2|]")
+    # abc2midi: "Track 0 Bar 2 has 5 time units ... in repeat": pass 2 plays B6 then the second ending
+    assert not accepts(body, "c4| ", strict=False)
+    assert not accepts(header("4/4") + "|:A8|B6 ", "[1")
+
+
+def test_lenient_mode_takes_what_abc2midi_only_warns_about():
+    text_line = "X:1\nT:t\nN bars 13 and 21\n3/8=120\nM:4/4\nL:1/8\nK:G\nA8|\n"
+    assert tracker_after(text_line, strict=False).can_end(), "abc2midi: Ignoring text"
+    assert not AbcTracker().feed(text_line), "strict mode writes fields only"
+    assert not AbcTracker(strict=False).feed("X:1\nX:2"), "still no second X:"
+    lone_colon = header("4/4") + "G2|c8||\n:d6 e2|f6:|\n"
+    assert tracker_after(lone_colon, strict=False).can_end() and validate_abc(lone_colon).parses
+    assert not AbcTracker().feed(lone_colon), "a lone : does nothing: strict mode does not write it"
+    # abc2midi checks a bar at its bar line only: the last bar may overflow when no bar line follows it
+    assert tracker_after(header("4/4") + "A8|B8\nc8\n", strict=False).can_end()
+    assert not AbcTracker(strict=False).feed(header("4/4") + "A8|B8\nc8| "), "but not before a bar line"
+    assert not AbcTracker().feed(header("4/4") + "A8|B8\nc"), "strict mode never overfills a bar"
+
+
+def test_strict_refusals_found_by_the_processor_fuzz():
+    body = header("4/4") + "z8|"
+    assert accepts(body, "[|A8|") and not accepts(body, "[|:"), 'abc2midi: "[|:" then "|" is "found another |:"'
+    assert not validate_abc(header("4/4") + "A8|A8[|:|A8|]\n").parses
+    body = header("4/4") + "z8"
+    assert accepts(body, "|1 A8:|2 B8|]") and not accepts(body, "|3 A"), "no ending skipped on the first pass"
+    assert accepts(body, "|3 A", strict=False) and not accepts(body, "|1-2-3")

@@ -30,6 +30,8 @@ import re
 from fractions import Fraction
 from itertools import chain, islice
 
+import regex
+
 from .fields import (
     CHORD_SYMBOL,
     DECORATION,
@@ -95,6 +97,7 @@ _SKIP_OPEN = VOICE_FIELDS.index("skip_open")
 _AFTER_DECORATION = frozenset("ABCDEFGabcdefgzx^_=[") | DECORATION_SHORTCUTS
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
+_FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 _TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
 
 
@@ -141,8 +144,10 @@ class AbcTracker:
         self.grace_n = 0
         self.broken = 0  # number of > (positive) or < (negative) waiting for the right-hand element
         self.prev_element = False  # the previous character ended an element (for > < and ties)
+        self.after_thick = False  # the last character closed a "[|"
         self.final_bar = False  # a short bar was closed with |: only the end of the tune may follow
         self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
+        self.deco_slur_ok = False  # ...and it was only staccato dots, which a slur "(" may follow
         self.after_grace = False  # a grace group ended and no note followed yet
         self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
         # a staccato "." waits for its note / is on the note being read / was on the last element: abc2midi
@@ -314,12 +319,19 @@ class AbcTracker:
 
     def _quoted_ok(self, text: str, partial: bool) -> bool:
         grammar = CHORD_SYMBOL if self.strict else LENIENT_CHORD_SYMBOL
-        return grammar.fullmatch(text, partial=partial) is not None
+        if grammar.fullmatch(text, partial=partial) is not None:
+            return True
+        # abc2midi takes any text after a fingering digit 0-5 ("04", "2nd time"); "6" or "9" is an error for it
+        return _FINGERING.fullmatch(text, partial=partial) is not None
 
     # ----- the state machine -------------------------------------------------------------------------------
     def _step(self, c: str) -> bool:
         if self.final_bar and c not in " \t\n":
             return False
+        if self.after_thick:  # "[|:" is a start repeat for abc2midi, not "[|" then ":|" (strict never writes it)
+            self.after_thick = False
+            if c == ":" and self.strict:
+                return False
         return _HANDLERS[self.ctx](self, c)
 
     # prose: a tune starts at a line beginning with X: (or T: M: L: K:)
@@ -362,14 +374,20 @@ class AbcTracker:
         if c == "%":
             self.ctx = "hdr_comment"
             return True
-        if c.isascii() and c.isalpha() and c != "X":
+        if c.isascii() and c.isalpha() and (c != "X" or not self.strict):
             self.fletter = c
             self.ctx = "field_colon"
+            return True
+        if not self.strict and c != "\n":
+            self.ctx = "hdr_comment"  # a line that is not a field: abc2midi warns "Ignoring text" and goes on
             return True
         return False
 
     def _field_colon(self, c: str) -> bool:
-        if c != ":":
+        if c != ":" and not self.strict and self.mode == "header":
+            self.ctx = "hdr_comment"  # (lenient: "N bars 13..." -- text abc2midi ignores)
+            return self._hdr_comment(c)
+        if c != ":" or self.fletter == "X":
             return False
         self.ctx = "field"
         self.fbuf = ""
@@ -490,6 +508,7 @@ class AbcTracker:
         if c == ":":
             if letter not in BODY_FIELDS or not self._clean_for_field():
                 return False
+            self.prev_element = False
             self.ctx = "field"
             self.fbuf = ""
             self.finline = False
@@ -509,16 +528,12 @@ class AbcTracker:
 
     # body: music
     def _body(self, c: str) -> bool:
-        if self.deco_pending and c not in _AFTER_DECORATION:
-            return False
+        if self.deco_pending and c not in _AFTER_DECORATION and not (c == "(" and self.deco_slur_ok):
+            return False  # (abc2midi takes a slur after a staccato dot: ".(AB)", not "~(AB)" nor ".(3ABc")
         if c in NOTE_LETTERS:
             return self._start_note(c, "note")
         if c == " " or c == "\t" or c == "`":
-            # abc2midi allows spaces around > and before a tie; strict mode keeps them together
-            if self.strict:
-                self.prev_element = False
-                return not self.broken
-            return True
+            return True  # abc2midi allows spaces around > and before a tie ("A > B", "A4 -A4")
         if c == "|":
             self.ctx = "bar"
             return self._bar_allowed()
@@ -537,10 +552,8 @@ class AbcTracker:
             self.ctx = "paren"
             return self.slur < MAX_SLUR_DEPTH and (not self.broken or self._can_start_note())
         if c == ")":
-            # abc2midi ignores an unmatched ")", and some corpus tunes have them
-            if self.slur == 0:
-                return not self.strict
-            self.slur -= 1
+            # abc2midi ignores an unmatched ")" without a message (after a tuplet "(3ABc)", say)
+            self.slur = max(0, self.slur - 1)
             return True
         if c == ">" or c == "<":
             return self._broken_start(c)
@@ -574,10 +587,13 @@ class AbcTracker:
         if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not self.strict):
             self.prev_element = False
             self.staccato = self.staccato or c == "."
+            self.deco_slur_ok = c == "." and (self.deco_slur_ok or not self.deco_pending)
             self.deco_pending = self.strict  # abc2midi: "Malformed note" when no note follows a shortcut
             return not self.strict or self._can_start_note()  # ...so the note must fit
         if c == ":":
             self.ctx = "colon"
+            if not self.strict:  # a lone ":" (not :| nor ::) is ignored by abc2midi without a message
+                return self._bar_allowed()
             return self._bar_allowed() and (self._bar_would_pass(REP_BAR) or self._bar_would_pass(DOUBLE_REP))
         if c in MULTI_REST_LETTERS:
             return self._start_note(c, "mrest")
@@ -587,8 +603,8 @@ class AbcTracker:
             self.ctx = "comment"
             return True
         if c == "\\":
-            self.ctx = "continuation"
-            return not self.broken
+            self.ctx = "continuation"  # (abc2midi takes "A>\\" + newline + "B")
+            return True
         if c == "y":
             self.prev_element = False
             return True
@@ -602,8 +618,7 @@ class AbcTracker:
     def _end_line(self) -> bool:
         if not self._end_line_ok():
             return False
-        self.prev_element = False
-        self.ctx = "body_ls"
+        self.ctx = "body_ls"  # (abc2midi takes a > or a tie at the start of the next line: "B2\n>A2")
         return True
 
     def _continuation(self, c: str) -> bool:
@@ -738,7 +753,7 @@ class AbcTracker:
         self.seg += added
         # An overfull bar can never be repaired; abc2midi lets a voice's first bar (a pickup) be any length, the
         # project's validator (and strict mode) only shorter. The notes a tuplet still owes must fit too.
-        if self.bar_len is None or (self.barno == 0 and not self.strict):
+        if self.bar_len is None or not self.strict:
             return True
         return self.bar + self.tup_left * self._shortest_note() <= self.bar_len
 
@@ -780,7 +795,7 @@ class AbcTracker:
             self.broken += sign
             return True
         self.ctx = "body"
-        if c in "|:]\\%-<>" or (c == "." and not self.broken_staccato):
+        if c in "|:]%-<>" or (c == "." and not self.broken_staccato):
             return False
         return self._step(c)
 
@@ -789,9 +804,15 @@ class AbcTracker:
             return False
         if c == "|":
             self.ctx = "body"
+            self.after_thick = True
             return self._bar(THICK_THIN)
         if c in DIGITS:
-            return self.after_bar and self._start_ending(c)
+            if not self.after_bar:  # an ending in mid-bar ("G2 [1 G2:| [2 G ||"): its bar goes on in the ending
+                if self.strict or not self._bar_allowed() or self.tie:
+                    return False  # (strict mode: its replay is hard to complete -- measured, fuzz test below)
+                self._record(("bar", "split", self.seg))
+                self.seg = _ZERO
+            return self._start_ending(c)
         if c.isascii() and c.isalpha() and c in INLINE_FIELDS and c not in NOTE_LETTERS:
             if not self._clean_for_field(c):
                 return False
@@ -806,6 +827,7 @@ class AbcTracker:
         if c == ":":
             if not self._clean_for_field():
                 return False
+            self.prev_element = False
             self.ctx = "field"
             self.fbuf = ""
             self.finline = True
@@ -816,7 +838,7 @@ class AbcTracker:
         """Whether the note length typed so far can still end as a length that fits.
 
         Every accepted prefix must have a valid completion. A bare number such as ``A8`` may only be rescued by
-        one ``/`` (``A3/2``), so it is refused as soon as half of it overflows the bar; the right-hand note of a
+        a ``/`` and a denominator (``A3/64``), so it is refused once even that would overflow the bar; the right-hand note of a
         broken rhythm must be able to reach exactly the length of the left-hand one.
         """
         if self.grace or self.el == "mrest" or (self.chord and self.chord_first is not None):
@@ -830,7 +852,7 @@ class AbcTracker:
         if plain_pair:
             target = self.last[1] / (self.unit * factor)
             return any(spelling.startswith(length) for spelling in _length_spellings(target))
-        if self.bar_len is None or (self.barno == 0 and not self.strict):
+        if self.bar_len is None or not self.strict:
             return True
         room = self._room()
         if self.broken and self.last is not None:
@@ -856,7 +878,7 @@ class AbcTracker:
 
     def _bar_is_full(self) -> bool:
         """No note can start: the bar has no room left (its duration is added only when the note ends)."""
-        if self.bar_len is None or (self.barno == 0 and not self.strict):
+        if self.bar_len is None or not self.strict:
             return False
         room = self._room()
         if self.broken and self.last is not None and self.last[0]:
@@ -939,7 +961,7 @@ class AbcTracker:
         return self._quoted_ok(self.fbuf, partial=True)
 
     def _deco(self, c: str) -> bool:
-        if c == "\n" and self.deco_close == "!" and not self.fbuf.strip() and not self.strict:
+        if c == "\n" and self.deco_close == "!" and not self.fbuf.strip():
             self.ctx = "body"  # "!" at the end of a line: the old ABC line break
             return self._end_line()
         if c == self.deco_close:
@@ -950,15 +972,16 @@ class AbcTracker:
 
     def _paren(self, c: str) -> bool:
         if c in DIGITS:
-            if c in "01" or self.tup_left or self.chord or self.grace or self.broken or self._bar_is_full():
+            if c in "01" or self.tup_left or self.chord or self.grace or self.broken or self.deco_pending:
+                return False
+            if self._bar_is_full():
                 return False
             self.ctx = "tuplet"
             self.fbuf = c
             return True
         if self.slur >= MAX_SLUR_DEPTH:
             return False
-        self.slur += 1
-        self.prev_element = False
+        self.slur += 1  # (a slur may open between the notes of a broken rhythm or a tie: "a(<f", "A4(-A4)")
         self.ctx = "body"
         return self._step(c)
 
@@ -979,7 +1002,7 @@ class AbcTracker:
             return False
         self.tup_left = r
         self.tup_factor = Fraction(q, p)
-        if self.bar_len is not None and (self.barno or self.strict):
+        if self.bar_len is not None and self.strict:
             if r * self._shortest_note() > self.bar_len - self.bar:
                 return False  # its notes could not all fit the bar, however short
         self.prev_element = False
@@ -996,6 +1019,8 @@ class AbcTracker:
         a ``:|`` follows, so the ending makes that ``:|`` due."""
         if c == "0" or self.in_varend or self.broken:
             return False
+        if self.strict and self.pass_no == 1 and c != "1":
+            return False  # strict: no ending skipped on the first pass ("|3A" makes a repeat no short text closes)
         if not self.endings_seen and not self.expect_repeat:
             if self.seen_repeat:
                 return False
@@ -1010,6 +1035,10 @@ class AbcTracker:
         if c in DIGITS or c in ",-":
             if len(self.fbuf) >= 8 or (c in ",-" and not self.fbuf[-1].isdigit()):
                 return False
+            if c == "-" and "-" in self.fbuf.rsplit(",", 1)[-1]:
+                return False  # one range per part: "1-2-3" is not an ending list
+            if self.strict and self.pass_no == 1 and self.fbuf == "1" and c in DIGITS:
+                return False  # (an ending played on the first pass: 1, not 12)
             self.fbuf += c
             return True
         if not self.fbuf[-1].isdigit():
@@ -1060,7 +1089,10 @@ class AbcTracker:
         if c == ":":
             self.ctx = "body"
             return self._bar(DOUBLE_REP)
-        return False  # a lone ":" is not ABC
+        if self.strict:
+            return False  # a lone ":" does nothing (abc2midi ignores it): strict mode does not write it
+        self.ctx = "body"
+        return self._step(c)
 
     def _colon_bar(self, c: str) -> bool:
         self.ctx = "body"
@@ -1097,6 +1129,8 @@ class AbcTracker:
         self._record(("bar", kind, self.seg))
         self.seg = _ZERO
         self.after_bar = True
+        if kind in (SINGLE, DOUBLE, THIN_THICK, THICK_THIN):
+            self.after_grace = False  # abc2midi takes "{a}|{b}A" (not across a repeat sign: "{a}|:{b}A")
         if kind in ENDING_STOPS:
             self.in_varend = self.skip_open = False
         if kind == BAR_REP:
@@ -1141,9 +1175,11 @@ class AbcTracker:
 
     def _closes_second_ending(self) -> bool:
         """``:|2 ... :|``: the :| ends the second ending, which is played on the second pass; no replay."""
-        node, first = self.segs, None
+        node, first, events = self.segs, None, []
         while node is not None:
-            node, first = node
+            node, event = node
+            events.append(event)
+        first = next((e for e in reversed(events) if e[1:2] != ("split",)), None)
         return first is not None and first[0] == "ending" and 1 not in first[1]
 
     def _start_repeat(self) -> None:
@@ -1196,6 +1232,9 @@ class AbcTracker:
                 continue
             _, kind, seg = event
             bar += seg
+            if kind == "split":  # the start of a mid-bar ending: the bar goes on
+                i += 1
+                continue
             if full is not None:
                 if kind in SOFT_BARS and bar < full and barno > 0:
                     i += 1
@@ -1268,7 +1307,7 @@ def _shortest_completion(length: str) -> Fraction:
     top, slashes, bottom = _LENGTH.fullmatch(length).groups()
     numerator = Fraction(int(top) if top else 1)
     if not slashes:
-        return numerator / 2
+        return numerator / 2  # strict: A3/2 (A3/4 would be legal, but the completion search misses it)
     if not bottom:
         if len(slashes) == 1:
             return numerator / 64  # A/ may still become A/64
