@@ -349,7 +349,7 @@ class PieceEncoder:
         return flat, doc_lengths
 
     def _splice(self, texts, flat, doc_lengths, fallback):
-        docs = np.split(flat, np.cumsum(doc_lengths)[:-1]) if len(texts) else []
+        docs = _per_text(flat, doc_lengths)
         encode = getattr(self._encoder, "encode_batch_fast", self._encoder.encode_batch)
         encoded = encode([texts[i] for i in fallback], add_special_tokens=False)
         for i, encoding in zip(fallback, encoded, strict=True):
@@ -370,7 +370,12 @@ class PieceEncoder:
 
     def _encode_lists(self, texts: list[str]) -> list[list[int]]:
         flat, lengths = self.encode(texts)
-        return [part.tolist() for part in np.split(flat, np.cumsum(lengths)[:-1])] if len(texts) else []
+        return [part.tolist() for part in _per_text(flat, lengths)]
+
+
+def _per_text(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The ids of each text, from all ids end to end and the count per text."""
+    return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
 class _PieceMismatch(Exception):
@@ -431,7 +436,7 @@ def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
     if not texts:
         return []
     flat, lengths = encode_batch(tokenizer, texts)
-    return [part.tolist() for part in np.split(flat, np.cumsum(lengths)[:-1])]
+    return [part.tolist() for part in _per_text(flat, lengths)]
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -664,8 +669,9 @@ def _prepared_rows(data_args: DataArguments, split: str):
     return rows
 
 
-def _column(table, name: str) -> list:
-    return table.column(name).to_pylist()
+def _tokenize_table(table, tokenizer, eos: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """:func:`tokenize_documents` of an Arrow slice of the rows."""
+    return tokenize_documents(table.column("text").to_pylist(), table.column("src").to_pylist(), tokenizer, eos)
 
 
 def _stream_token_batches(rows, tokenizer, eos: int) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
@@ -679,10 +685,7 @@ _WORKER: dict = {}
 
 
 def _tokenize_range(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:
-    table = _WORKER["rows"][bounds[0] : bounds[1]]
-    return tokenize_documents(
-        _column(table, "text"), _column(table, "src"), _WORKER["tokenizer"], _WORKER["eos"]
-    )
+    return _tokenize_table(_WORKER["rows"][bounds[0] : bounds[1]], _WORKER["tokenizer"], _WORKER["eos"])
 
 
 def _map_token_batches(
@@ -709,8 +712,7 @@ def _map_token_batches(
     ranges = [(start, min(start + size, n)) for start in range(0, n, size)]
     if workers == 1 or len(ranges) < 2:
         for start, stop in ranges:
-            table = arrow_rows[start:stop]
-            yield tokenize_documents(_column(table, "text"), _column(table, "src"), tokenizer, eos)
+            yield _tokenize_table(arrow_rows[start:stop], tokenizer, eos)
         return
     encode_batch(tokenizer, [""])  # build the encoders once, before the fork, so the workers inherit them
     _WORKER.update(rows=arrow_rows, tokenizer=tokenizer, eos=eos)
