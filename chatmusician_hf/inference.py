@@ -175,10 +175,14 @@ def load_model(args: ModelArguments) -> LoadedModel:
     return loaded
 
 
-def logits_processors(loaded: LoadedModel, args: GenerationArguments | None = None):
+def logits_processors(
+    loaded: LoadedModel, args: GenerationArguments | None = None, max_new_tokens: int | None = None
+):
     """The extra logits processors ``loaded.constrain`` asks for (None when decoding is unconstrained).
 
-    The ABC constraint checks only the candidates the sampler could pick, so it is built for ``args``' sampling.
+    The ABC constraint checks only the candidates the sampler could pick, so it is built for ``args``' sampling;
+    it must know the budget ``generate`` will stop at (``max_new_tokens``), or a tune cut by the budget is left
+    unfinished.
     """
     if loaded.constrain == "none":
         return None
@@ -197,6 +201,7 @@ def logits_processors(loaded: LoadedModel, args: GenerationArguments | None = No
         top_p=args.top_p,
         temperature=args.temperature,
         do_sample=args.do_sample,
+        max_new_tokens=max_new_tokens,
     )
     return LogitsProcessorList([processor])
 
@@ -256,7 +261,7 @@ def generation_kwargs(loaded: LoadedModel, args: GenerationArguments, prompt_tok
     else:
         # Greedy decoding: clear the sampling settings a checkpoint's generation_config may carry.
         kwargs.update(temperature=None, top_k=None, top_p=None)
-    processors = logits_processors(loaded, args)
+    processors = logits_processors(loaded, args, max_new)
     if processors is not None:
         kwargs["logits_processor"] = processors
     return kwargs

@@ -107,8 +107,27 @@ def test_constrain_abc_adds_the_music_aware_logits_processor(loaded):
     constrained = replace(loaded, constrain="abc")
     (processor,) = generation_kwargs(constrained, GenerationArguments(top_k=7), 10)["logits_processor"]
     assert isinstance(processor, AbcLogitsProcessor)
-    prompt = fit_prompt(loaded.tokenizer, "Compose a jig", [], 1536)
-    assert "".join(stream_answer(constrained, prompt, GenerationArguments(max_new_tokens=8, seed=0)))
+    # the processor must know where generate stops, the context window's cap included
+    kwargs = generation_kwargs(constrained, GenerationArguments(max_new_tokens=10**6), 10)
+    assert kwargs["logits_processor"][0].max_new_tokens == kwargs["max_new_tokens"] == loaded.context_length - 10
+
+
+def test_constrained_answer_cut_by_the_budget_is_a_complete_valid_tune(loaded):
+    """The untrained model writes noise that never ends the tune on its own; the budget cuts it, and the
+    processor must have used the last steps to close it (grace groups, chords, repeats, the last bar)."""
+    from dataclasses import replace
+
+    from chatmusician_hf.music import extract_tunes, validate_abc
+
+    constrained = replace(loaded, constrain="abc")
+    header = "X:1\nT:Cut\nM:4/4\nL:1/8\nK:G\nGABc dedB|"
+    for seed in range(3):
+        args = GenerationArguments(max_new_tokens=40, seed=seed, answer_prefix=header)
+        prompt = fit_prompt(loaded.tokenizer, "Compose a reel", [], 1536, answer_prefix=args.answer_prefix)
+        answer = "".join(stream_answer(constrained, prompt, args))
+        (tune,) = extract_tunes(answer)
+        report = validate_abc(tune.abc)
+        assert report.parses and not report.errors, (seed, answer, report.summary())
 
 
 def test_defaults_are_chatmusicians():

@@ -71,6 +71,21 @@ def test_unplayable_text_gives_no_midi_and_says_why(tmp_path):
     assert "abc2midi" in result.messages and not result.report.is_valid
 
 
+def test_a_flood_of_tool_warnings_is_folded_into_a_short_message(tmp_path):
+    # an unclosed grace group over one very long line: abcm2ps writes no SVG and prints its line-split warning
+    # tens of thousands of times; the message keeps the first error and folds the repeats
+    abc = (
+        "X:1\nT:Flood\nM:4/4\nL:1/8\nK:G\nGABc dedB| AF agf Bb>A\"0\")({e2d2c2 agf BbB2G2 B6e2d2c2 B6 "
+        "B2B2B2efgFEDB2G2B2G2efg ABcB2G2B2G2 d6e2d2c2 _B4 agffgBAG F2A2 agf AF agffa G3AFED22_Bc/efg\n"
+    )
+    result = render_abc(abc, tmp_path, formats=("svg",))
+    assert "svg" not in result.paths
+    message = result.messages["abcm2ps"]
+    assert "EOLN in grace note sequence" in message
+    assert re.search(r"Line split problem .*\(x\d{3,}\)", message)
+    assert len(message.splitlines()) <= 21
+
+
 def test_unknown_format_raises_abc_error(tmp_path):
     with pytest.raises(AbcError, match="unknown render format"):
         render_abc("X:1\nK:C\nC|", tmp_path, formats=("pdf",))

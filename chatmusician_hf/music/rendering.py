@@ -94,7 +94,7 @@ def _render_svg(work: Path, out: Path, stem: str, timeout: float, result: Render
     run = run_tool("abcm2ps", ["-g", "-O", "page", "tune.abc"], cwd=work, timeout=timeout)
     pages = sorted(work.glob("page*.svg"))
     if not pages:
-        result.messages["abcm2ps"] = run.output.strip() or "abcm2ps wrote no SVG"
+        result.messages["abcm2ps"] = run.brief() or "abcm2ps wrote no SVG"
         return
     result.paths["svg"] = Path(shutil.copyfile(pages[0], out / f"{stem}.svg"))
     for number, page in enumerate(pages[1:], start=2):
@@ -119,6 +119,6 @@ def _render_wav(
     run = run_tool("fluidsynth", args, cwd=work, timeout=timeout)
     wav = work / "tune.wav"
     if run.timed_out or not wav.is_file() or wav.stat().st_size <= 44:
-        result.messages["fluidsynth"] = ("timed out. " if run.timed_out else "") + run.output.strip()
+        result.messages["fluidsynth"] = run.brief() or "fluidsynth wrote no audio"
         return
     result.paths["wav"] = Path(shutil.copyfile(wav, out / f"{stem}.wav"))

@@ -49,6 +49,26 @@ class ToolResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    def brief(self, max_lines: int = 20) -> str:
+        """The output for a person to read: runs of one repeated line folded into one, at most ``max_lines``.
+
+        abcm2ps can print the same warning hundreds of thousands of times for one long line of music.
+        """
+        lines: list[str] = []
+        counts: list[int] = []
+        for line in self.output.strip().splitlines():
+            if lines and line == lines[-1]:
+                counts[-1] += 1
+            else:
+                lines.append(line)
+                counts.append(1)
+        shown = [line if n == 1 else f"{line} (x{n})" for line, n in zip(lines, counts)]
+        if len(shown) > max_lines:
+            shown = [*shown[:max_lines], f"... {len(shown) - max_lines} more line(s)"]
+        if self.timed_out:
+            shown.insert(0, "timed out.")
+        return "\n".join(shown)
+
 
 def find_tool(name: str) -> str:
     """Absolute path of ``name``, or :class:`MissingToolError` naming the Debian package."""
