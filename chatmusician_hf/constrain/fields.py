@@ -12,10 +12,16 @@ from fractions import Fraction
 import regex
 
 _MODES = "m|min|minor|maj|major|mix|mixolydian|dor|dorian|phr|phrygian|lyd|lydian|loc|locrian|ion|ionian|aeo|aeolian|exp"
-# A key, then optional explicit accidentals or clef/transposition words (``K:D clef=bass``, ``K:G ^f``).
-KEY_VALUE = regex.compile(rf"\s*(?:(?:none|H[Pp]|[A-G][#b]?(?i:{_MODES})?)(?:\s+[^\s%][^%]*)?)?\s*")
+# abc2midi (parseabc.c parsekey) reads a key word up to a space, or up to "=" (and "^"/"_" after two characters,
+# so "Dmix^f" is "Dmix" then "^f"), and finds its mode by the first three letters, case-insensitively: "Dmixm" and
+# "DMixolydian" are D mixolydian; "m" alone is minor. What follows the key is clef/transposition words or explicit
+# accidentals (``K:D clef=bass``, ``K:G ^f``, ``K:Dmix=c``).
+_ABC2MIDI_MODE = r"(?i:(?:maj|min|mix|dor|phr|lyd|loc|ion|aeo)[^\s=^_%]*|m)"
+_REST = r"(?:\s+[^\s%][^%]*)"
+_KEY_WORD = rf"(?:none|H[Pp])(?:{_REST})?|[A-G](?:(?:[#b]{_ABC2MIDI_MODE}?|{_ABC2MIDI_MODE})(?:{_REST}|[=^_][^%]*)?|(?:{_REST}|=[^%]*)?)"
+KEY_VALUE = regex.compile(rf"\s*(?:{_KEY_WORD})?\s*")
 # The first K: (the header's) must name a key: abc2midi takes "K:" or "K:clef=bass" alone as no key at all.
-HEADER_KEY_VALUE = regex.compile(rf"\s*(?:none|H[Pp]|[A-G][#b]?(?i:{_MODES})?)(?:\s+[^\s%][^%]*)?\s*")
+HEADER_KEY_VALUE = regex.compile(rf"\s*(?:{_KEY_WORD})\s*")
 # Strict mode (generation) allows after the key only the words abc2midi knows: anything else it reads as a mode
 # ("Unknown mode") -- a model that runs on after "K:A" writes music there.
 _KEY_WORDS = r"(?:\s+(?:(?:clef|middle|transpose|octave|t|m|stafflines)=\S+|[\^_=]{1,2}[a-gA-G]|treble|bass|alto|tenor|perc|exp))*"

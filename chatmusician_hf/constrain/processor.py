@@ -24,8 +24,11 @@ settings decide the distribution: build it from the generation config ``generate
 
 Usage::
 
-    processors = LogitsProcessorList([build_abc_logits_processor(tokenizer, model.generation_config)])
-    model.generate(**inputs, logits_processor=processors)
+    processor = build_abc_logits_processor(tokenizer, model.generation_config, max_new_tokens=512)
+    model.generate(**inputs, max_new_tokens=512, logits_processor=LogitsProcessorList([processor]))
+
+Without ``max_new_tokens`` (here or in the generation config) the processor cannot see the budget coming, and a
+tune cut by it is left unfinished.
 """
 
 from __future__ import annotations

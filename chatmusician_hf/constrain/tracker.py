@@ -326,7 +326,7 @@ class AbcTracker:
 
     # ----- the state machine -------------------------------------------------------------------------------
     def _step(self, c: str) -> bool:
-        if self.final_bar and c not in " \t\n":
+        if self.final_bar and c not in " \t\n" and not (c == "*" and self.ctx in ("body", "stars")):
             return False
         if self.after_thick:  # "[|:" is a start repeat for abc2midi, not "[|" then ":|" (strict never writes it)
             self.after_thick = False
@@ -608,6 +608,10 @@ class AbcTracker:
         if c == "y":
             self.prev_element = False
             return True
+        if c == "*" and not self.strict:  # "*" at the end of a line: an old line-break mark (parseabc.c checkend)
+            self.ctx = "stars"
+            self.fbuf = ""
+            return self._end_line_ok()
         return False
 
     def _end_line_ok(self) -> bool:
@@ -620,6 +624,14 @@ class AbcTracker:
             return False
         self.ctx = "body_ls"  # (abc2midi takes a > or a tie at the start of the next line: "B2\n>A2")
         return True
+
+    def _stars(self, c: str) -> bool:
+        if c == "*":
+            return not self.fbuf
+        if c == " " or c == "\t":
+            self.fbuf = c  # only blanks may follow, up to the line end
+            return True
+        return c == "\n" and self._end_line()
 
     def _continuation(self, c: str) -> bool:
         if c == "\n":
@@ -749,6 +761,8 @@ class AbcTracker:
         return self._add_duration(added)
 
     def _add_duration(self, added: Fraction) -> bool:
+        if self.skip_open and not self.strict:
+            return True  # (an ending skipped on this pass is not played: see _bar)
         self.bar += added
         self.seg += added
         # An overfull bar can never be repaired; abc2midi lets a voice's first bar (a pickup) be any length, the
@@ -763,8 +777,9 @@ class AbcTracker:
         self.n_elements += 1
         self.prev_element = False
         self.last = None
-        self.bar = self.bar_len
-        self.seg += self.bar_len
+        if not (self.skip_open and not self.strict):  # (a skipped ending is not played: see _bar)
+            self.bar = self.bar_len
+            self.seg += self.bar_len
         self.barno += count - 1
         self.ctx = "mrest_done"
         return True
@@ -913,7 +928,17 @@ class AbcTracker:
             return self._close_chord()
         if c == "-" or c == " ":
             return True
+        if (c == "(" or c == ")") and not self.strict:
+            return self._slur_inside(c)
         return c in DECORATION_SHORTCUTS
+
+    def _slur_inside(self, c: str) -> bool:
+        """A slur opened or closed between the notes of a chord or a grace group (abc2midi: "[E4(e4]c2)")."""
+        if c == ")":
+            self.slur = max(0, self.slur - 1)
+            return True
+        self.slur += 1
+        return self.slur <= MAX_SLUR_DEPTH
 
     def _pitch_start(self, c: str) -> bool:
         """A note letter or an accidental inside a chord or a grace group."""
@@ -942,6 +967,13 @@ class AbcTracker:
     def _grace(self, c: str) -> bool:
         if c in NOTE_LETTERS or c in ACCIDENTALS:
             return self._pitch_start(c)
+        if self.deco_pending:
+            return False  # abc2midi: "Malformed note" when no grace note follows the decoration
+        if not self.strict and (c in "()" or (c in DECORATION_SHORTCUTS and c != "~")):
+            if c in "()":
+                return self._slur_inside(c)
+            self.deco_pending = True  # ("{vB=Bc^c}"; "~" is a roll, a grace group abc2midi cannot nest)
+            return True
         if c == "}":
             if self.grace_n == 0:
                 return False
@@ -1022,9 +1054,11 @@ class AbcTracker:
         if self.strict and self.pass_no == 1 and c != "1":
             return False  # strict: no ending skipped on the first pass ("|3A" makes a repeat no short text closes)
         if not self.endings_seen and not self.expect_repeat:
-            if self.seen_repeat:
-                return False
-            self.expect_repeat = True
+            if not self.seen_repeat:
+                self.expect_repeat = True
+            elif self.strict or not self.header_parts:
+                return False  # (abc2midi checks this only in a tune without P: parts: store.c runs fixreps when
+                # parts == -1)
         self.endings_seen = True
         self.in_varend = True
         self.ctx = "ending"
@@ -1124,6 +1158,16 @@ class AbcTracker:
             return False  # the replay skips the ending up to this bar line: the rest of its bar would be short
         self.prev_element = False
         self.last = None
+        if self.skip_open and not self.strict:
+            # abc2midi does not play an ending skipped on this pass (genmidi.c, PLAY_ON_REP): it times none of its
+            # bars, and skips the bar line that ends it too -- no repeat, no new pass. (Strict mode still keeps
+            # skipped endings to the meter, and handles their last bar line as if it were played.)
+            self._record(("bar", kind, self.seg))
+            self.seg = _ZERO
+            self.after_bar = True
+            if kind in ENDING_STOPS:
+                self.in_varend = self.skip_open = False
+            return True
         if not self._check_bar(kind):
             return False
         self._record(("bar", kind, self.seg))
@@ -1368,6 +1412,7 @@ _CLOSERS = {
     "comment": "\n",
     "comment_cont": "\n",
     "continuation": "\n",
+    "stars": "\n",
     "body_ls": "\nz:|",
     "body_letter": ":z",
     "quoted": '"B',
@@ -1398,6 +1443,7 @@ _HANDLERS = {
     "comment": AbcTracker._comment,
     "comment_cont": AbcTracker._comment_cont,
     "continuation": AbcTracker._continuation,
+    "stars": AbcTracker._stars,
     "body": AbcTracker._body,
     "acc": AbcTracker._acc,
     "note": AbcTracker._note,
