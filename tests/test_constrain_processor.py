@@ -178,6 +178,23 @@ def test_chat_answer_with_a_tune_in_the_middle(tiny_model_dir, seed):
     assert processor.stats["dead_ends"] == 0
 
 
+def test_a_row_that_has_ended_costs_nothing(tiny_model_dir):
+    """After a row's end-of-sequence token, generate pads it: the processor must not search legal tokens for it
+    (it did, every step to the budget, on the untrained model: half the dead ends of the benchmark)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    processor = build_abc_logits_processor(tokenizer, do_sample=False, max_new_tokens=10)
+    eos, vocab = tokenizer.eos_token_id, len(tokenizer)
+    ids = torch.tensor([tokenizer("X:1\nM:4/4\nL:1/8\nK:D\nA8|]\n")["input_ids"]])
+    scores = torch.zeros(1, vocab)
+    scores[0, eos] = 10.0
+    assert processor(ids, scores)[0].argmax() == eos, "the tune may end: its end token is legal"
+    checked = processor.stats["checked"]
+    noise = torch.randn(1, vocab)
+    for extra in ([eos], [eos, tokenizer.pad_token_id], [eos, tokenizer.pad_token_id, tokenizer.pad_token_id]):
+        assert processor(torch.cat([ids, torch.tensor([extra])], dim=1), noise)[0].argmax() == eos
+    assert processor.stats["checked"] == checked and processor.stats["dead_ends"] == 0
+
+
 def test_builder_rejects_unknown_options(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     with pytest.raises(TypeError, match="top_q"):

@@ -46,17 +46,19 @@ WIND_DOWN_STEPS = 12
 CANDIDATE_COMPLETION_NODES = 400  # search effort for each candidate's completion (the model's own tokens)
 FIRST_DRAWS = 8  # candidates listed per row at first; the rest of the order only when these are all illegal
 _UNKNOWN = object()  # a completion not computed yet
+_ENDED = object()  # the state of a row after its end-of-sequence token: generate pads it, nothing to check
 _INT64 = 1 << 64
 
 
 class _Row:
     """The tracker of one sequence, the bytes of a UTF-8 character that is not complete yet, the completion being
-    written when the processor forces one (kept, so each step follows the same legal path to the end), and two
-    caches of this state: its own completion (computed once, in the last steps of the budget), and which first
+    written when the processor forces one (kept, so each step follows the same legal path to the end), and three
+    caches of this state: its own completion (computed once, in the last steps of the budget), which first
     characters it accepts -- most illegal tokens fail at their first character, and where few tokens are legal
-    (an untrained model's step after a final bar line) hundreds are tried, so each is refused by a lookup."""
+    (an untrained model's step after a final bar line) hundreds are tried, so each is refused by a lookup -- and,
+    in a note being read, the tracker after the note ends, where most candidates start."""
 
-    __slots__ = ("tracker", "pending", "plan", "_completion", "_first", "_element_ends")
+    __slots__ = ("tracker", "pending", "plan", "_completion", "_first", "_ended")
 
     def __init__(self, tracker: AbcTracker, pending: bytes = b"", plan: str | None = None):
         self.tracker = tracker
@@ -64,25 +66,31 @@ class _Row:
         self.plan = plan
         self._completion = _UNKNOWN
         self._first: dict[str, bool] = {}
-        self._element_ends: bool | None = None
+        self._ended = _UNKNOWN
+
+    def _start_for(self, char: str) -> AbcTracker | None:
+        """The tracker to feed text starting with ``char`` to (not a copy): in a note being read, any character
+        that cannot extend it ends it first, and that is done once per state (AbcTracker.ended)."""
+        tracker = self.tracker
+        if tracker.ctx != "note" or char in ELEMENT_CHARS:
+            return tracker
+        if self._ended is _UNKNOWN:
+            self._ended = tracker.ended()
+        return self._ended
 
     def accepts_first(self, char: str) -> bool:
         accepted = self._first.get(char)
         if accepted is None:
-            tracker = self.tracker
-            if tracker.ctx == "note" and char not in ELEMENT_CHARS:
-                # every such character first ends the note being read: one check for all of them
-                if self._element_ends is None:
-                    self._element_ends = tracker.element_may_end()
-                if not self._element_ends:
-                    self._first[char] = False
-                    return False
-            accepted = self._first[char] = tracker.copy().feed(char)
+            start = self._start_for(char)
+            accepted = self._first[char] = start is not None and start.copy().feed(char)
         return accepted
 
     def advanced(self, text: str, pending: bytes) -> _Row | None:
         """The row after ``text`` (complete characters, the pending bytes included) and a new partial tail."""
-        tracker = self.tracker.copy()
+        start = self._start_for(text[0]) if text else self.tracker
+        if start is None:
+            return None
+        tracker = start.copy()
         if not tracker.feed(text):
             return None
         if pending and not (tracker.accepts_any_char() and tracker.copy().feed("\ufffd")):
@@ -163,6 +171,8 @@ class AbcLogitsProcessor(LogitsProcessor):
         if row is not None:
             return row  # the token this processor chose last step
         previous = self._rows.get(prefix_hash)
+        if previous is _ENDED:
+            return _ENDED  # the padding generate adds after a row's end
         ids = input_ids[index].tolist()
         if previous is not None:
             # a token that adds no text (padding after the end), or one another processor forced in
@@ -191,9 +201,12 @@ class AbcLogitsProcessor(LogitsProcessor):
         for index in range(input_ids.shape[0]):
             row = self._row_state(input_ids, index, prefix_hashes[index], full_hashes[index])
             rows[full_hashes[index]] = row
-            token_id, after = self._choose(row, draws, index, left)
+            if row is _ENDED:  # generate replaces whatever is chosen by padding: no work
+                token_id, after = self._end_token(), _ENDED
+            else:
+                token_id, after = self._choose(row, draws, index, left)
             chosen.append(token_id)
-            rows[self._extend(full_hashes[index], length, token_id)] = after if after is not None else row
+            rows[self._extend(full_hashes[index], length, token_id)] = _ENDED if after is None else after
         self._rows = rows
         out = torch.full_like(scores, -float("inf"))
         out[torch.arange(len(chosen), device=scores.device), torch.tensor(chosen, device=scores.device)] = 0.0
@@ -274,8 +287,11 @@ class AbcLogitsProcessor(LogitsProcessor):
         token_id = self._char_token(completion[0]) if completion else None
         after = self._advance(row, token_id) if token_id is not None else None
         if after is None:
-            return (self.eos_token_ids[0] if self.eos_token_ids else 0), None
+            return self._end_token(), None
         return token_id, after
+
+    def _end_token(self) -> int:
+        return self.eos_token_ids[0] if self.eos_token_ids else 0
 
     def _char_token(self, char: str) -> int | None:
         if self._single_chars is None:

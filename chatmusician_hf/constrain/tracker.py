@@ -674,12 +674,13 @@ class AbcTracker:
         self.after_bar = False
         return True
 
-    def element_may_end(self) -> bool:
-        """In a note, rest or chord being read (context ``note``): whether it may end here, which every character
-        but those of ``ELEMENT_CHARS`` checks first -- callers trying many continuations check it once."""
+    def ended(self) -> AbcTracker | None:
+        """In a note, rest or chord being read (context ``note``): the tracker after it ends, which every character
+        but those of ``ELEMENT_CHARS`` does first (feeding such a character to a copy of it is feeding it here);
+        None when it may not end here. Callers trying many continuations end the element once."""
         trial = self.copy()
         trial.ctx = "chord" if trial.chord else ("grace" if trial.grace else "body")
-        return trial._finish_element()
+        return trial if trial._finish_element() else None
 
     def _acc(self, c: str) -> bool:
         if c in NOTE_LETTERS:
