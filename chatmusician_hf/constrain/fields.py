@@ -7,9 +7,8 @@ The grammars follow what abc2midi 4.84 accepts without an error (measured with `
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import regex
+from quicktions import Fraction
 
 _MODES = "m|min|minor|maj|major|mix|mixolydian|dor|dorian|phr|phrygian|lyd|lydian|loc|locrian|ion|ionian|aeo|aeolian|exp"
 # abc2midi (parseabc.c parsekey) reads a key word up to a space, or up to "=" (and "^"/"_" after two characters,

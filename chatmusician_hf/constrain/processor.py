@@ -336,24 +336,22 @@ class _Draws:
         values, self.indices = values.cpu().numpy(), indices.cpu().numpy()
         if not self.sampled:
             self.order = np.broadcast_to(np.arange(kept), values.shape)
-            self.valid = values > -np.inf
+            self.counts = (values > -np.inf).sum(axis=1).tolist()
             return
-        scaled = values / processor.temperature
-        probs = np.exp(scaled - scaled[:, :1])  # (the best token first: no overflow; masked tokens give 0)
-        probs /= probs.sum(axis=1, keepdims=True)
+        # (a handful of array operations: each costs more than its arithmetic at this size)
+        probs = np.exp((values - values[:, :1]) / processor.temperature)  # unnormalised; masked tokens give 0
         if processor.top_p is not None:
-            before = np.cumsum(probs, axis=1) - probs  # the mass of the better tokens
-            probs[before >= processor.top_p] = 0.0  # (the best token is always kept)
+            cumulative = np.cumsum(probs, axis=1)
+            # drop the tokens whose better tokens already hold top_p of the mass (the best is always kept)
+            probs[cumulative - probs >= processor.top_p * cumulative[:, -1:]] = 0.0
         race = torch.empty(probs.shape, dtype=torch.float64).exponential_().numpy()  # torch's seeded generator
         keys = probs / race
         self.order = np.argsort(-keys, axis=1, kind="stable")
-        self.valid = np.take_along_axis(keys, self.order, axis=1) > 0
+        self.counts = (keys > 0).sum(axis=1).tolist()  # the kept tokens come first in the order
 
     def first(self, index: int):
         """The warped distribution's tokens of row ``index`` in race order (greedy: the best few by score)."""
-        for position, valid in zip(self.order[index].tolist(), self.valid[index].tolist(), strict=True):
-            if not valid:
-                return
+        for position in self.order[index, : self.counts[index]].tolist():
             yield int(self.indices[index, position])
 
     def rest(self, index: int, allowed: np.ndarray | None):
@@ -362,7 +360,7 @@ class _Draws:
         scores = self.scores[index].float().cpu().numpy()
         vocab = scores.shape[0]
         done = np.zeros(vocab, dtype=bool)
-        done[[int(self.indices[index, p]) for p, v in zip(self.order[index], self.valid[index], strict=True) if v]] = True
+        done[self.indices[index, self.order[index, : self.counts[index]]]] = True
         live = ~done & (scores > -np.inf)
         if allowed is not None:
             live[: len(allowed)] &= allowed

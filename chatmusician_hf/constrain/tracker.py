@@ -27,10 +27,10 @@ processor copies the tracker to try each candidate token.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from itertools import chain, islice
 
 import regex
+from quicktions import Fraction
 
 from .fields import (
     CHORD_SYMBOL,
