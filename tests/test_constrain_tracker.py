@@ -470,3 +470,15 @@ def test_bars_of_an_ending_skipped_on_this_pass_are_not_timed():
     assert not accepts(played, "|1 a2ag afdf gfed cBAF | "), "strict mode keeps skipped endings to the meter"
     first_pass = header("2/4", "1/16", "D") + "D2FE FAAF|G2BG FABc|\n"
     assert not accepts(first_pass, "|1 a2ag afdf gfed cBAF | ", strict=False), "an ending played is timed"
+
+
+def test_strict_mode_writes_no_control_characters_in_a_tune():
+    """The untrained-model fuzz wrote "\x1e" inside quoted text: abc2midi reads on, but str.splitlines (and so the
+    validator and the extractor) breaks the line there, leaving an unclosed quote."""
+    body = header("4/4") + 'z8|"02 A'
+    for char in ["\x1e", "\x0c", "\r", "\x85", "\u2028", "\x00"]:
+        assert not accepts(body, char), repr(char)
+        assert not accepts("X:1\nT:a", char), repr(char)
+    assert accepts(body, '\t"A8|') and accepts(body, 'ü"A8|')
+    assert AbcTracker().feed("Some prose\x1e then\n"), "prose is not the tracker's business"
+    assert accepts(body, "\x1e", strict=False), "lenient mode follows abc2midi"

@@ -129,11 +129,6 @@ class AbcLogitsProcessor(LogitsProcessor):
         # per token: its complete characters and trailing partial bytes, decoded once (the common case of a row
         # with no partial character pending)
         self._token_text = [split_utf8(data) for data in token_bytes]
-        # tokens grouped by first character, for the filter of the widened search; group -1: checked in full
-        first = [text[:1] for text, _ in self._token_text]
-        self._first_chars = sorted({char for char in first if char})
-        group = {char: number for number, char in enumerate(self._first_chars)}
-        self._first_group = np.array([group.get(char, -1) for char in first], dtype=np.int64)
         self.eos_token_ids = [i for i in eos_token_ids if i is not None]
         self._eos = frozenset(self.eos_token_ids)
         self.top_k = top_k if top_k and top_k > 0 else None
@@ -239,9 +234,12 @@ class AbcLogitsProcessor(LogitsProcessor):
                 return picked
         if draws.sampled:
             self.stats["widened"] += 1
-        # the rest of the order, among the tokens whose first character the state accepts (the others are
-        # illegal, so leaving them out changes nothing but the time spent)
-        for token_id in draws.rest(index, self._first_char_filter(row)):
+        # the rest of the order; a token whose first character the state refuses is illegal, which a lookup
+        # tells once the character was tried (skipping it changes nothing but the time spent)
+        for token_id in draws.rest(index):
+            text = self._token_text[token_id][0]
+            if text and not row.pending and not row.accepts_first(text[0]):
+                continue
             picked = self._try(row, token_id, left)
             if picked is not None:
                 return picked
@@ -255,29 +253,26 @@ class AbcLogitsProcessor(LogitsProcessor):
         self.stats["rejected"] += 1
         return None
 
-    def _first_char_filter(self, row: _Row) -> np.ndarray | None:
-        """Per token, False where its first character is refused in this state (None: no filter, a partial
-        character is pending)."""
-        if row.pending:
-            return None
-        accepted = [row.accepts_first(char) for char in self._first_chars] + [True]  # last: tokens checked in full
-        return np.array(accepted)[self._first_group]
-
     def _legal(self, row: _Row, token_id: int, left: int | None) -> tuple[bool, _Row | None]:
         """Whether the token keeps the tune valid, and the row after it; with ``left`` (the last steps of the
         budget) also whether the tune can still be completed in the ``left - 1`` tokens after it (one character
-        each at worst)."""
+        each at worst). Inside a tuplet or a broken rhythm, the tracker accepts some states whose bar can no
+        longer be filled exactly (``(3g/e/16g///`` leaves 1/96 of a unit): there every token is also checked for
+        a completion, so the row never walks into one."""
         if token_id in self._eos:
             return not row.pending and row.tracker.can_end(), None
         after = self._advance(row, token_id)
-        if after is None or left is None:
-            return after is not None, after
+        if after is None:
+            return False, None
+        if left is None and not (_in_pair_or_tuplet(row.tracker) or _in_pair_or_tuplet(after.tracker)):
+            return True, after
         if after.pending:
-            return left > 1, after
+            return left is None or left > 1, after
+        limit = MAX_COMPLETION_CHARS if left is None else left - 1
         if after._completion is _UNKNOWN:
-            after._completion = after.tracker.completion(limit=left - 1, nodes=CANDIDATE_COMPLETION_NODES)
+            after._completion = after.tracker.completion(limit=limit, nodes=CANDIDATE_COMPLETION_NODES)
         completion = after._completion
-        return completion is not None and len(completion) <= left - 1, after
+        return completion is not None and len(completion) <= limit, after
 
     def _force(self, row: _Row, completion: str | None) -> tuple[int, _Row | None]:
         """The token of the next character of ``completion`` (a legal completion of the tune), else the end of
@@ -354,16 +349,14 @@ class _Draws:
         for position in self.order[index, : self.counts[index]].tolist():
             yield int(self.indices[index, position])
 
-    def rest(self, index: int, allowed: np.ndarray | None):
-        """The other tokens of the vocabulary (those ``allowed`` only), ordered by a race under the
-        temperature-scaled distribution (greedy: by score)."""
+    def rest(self, index: int):
+        """The other tokens of the vocabulary, ordered by a race under the temperature-scaled distribution
+        (greedy: by score)."""
         scores = self.scores[index].float().cpu().numpy()
         vocab = scores.shape[0]
         done = np.zeros(vocab, dtype=bool)
         done[self.indices[index, self.order[index, : self.counts[index]]]] = True
         live = ~done & (scores > -np.inf)
-        if allowed is not None:
-            live[: len(allowed)] &= allowed
         candidates = np.flatnonzero(live)
         if not len(candidates):
             return
@@ -373,8 +366,23 @@ class _Draws:
             keys = np.exp(scaled - scaled.max()) / race
         else:
             keys = scores[candidates]
-        for position in np.argsort(-keys, kind="stable").tolist():
-            yield int(candidates[position])
+        # best first, sorted a block at a time: the first legal token is usually among the first few
+        block = FIRST_DRAWS
+        while len(candidates):
+            if len(candidates) > block:
+                top = np.argpartition(-keys, block)[:block]
+                top = top[np.argsort(-keys[top], kind="stable")]
+            else:
+                top = np.argsort(-keys, kind="stable")
+            yield from candidates[top].tolist()
+            kept = np.ones(len(candidates), dtype=bool)
+            kept[top] = False
+            candidates, keys = candidates[kept], keys[kept]
+            block *= 8
+
+
+def _in_pair_or_tuplet(tracker: AbcTracker) -> bool:
+    return bool(tracker.tup_left or tracker.broken)
 
 
 def _feed_leniently(tracker: AbcTracker, text: str) -> None:

@@ -97,6 +97,9 @@ _SKIP_OPEN = VOICE_FIELDS.index("skip_open")
 _AFTER_DECORATION = frozenset("ABCDEFGabcdefgzx^_=[") | DECORATION_SHORTCUTS
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
+# The C0 control characters (tab and line feed aside) and the other characters str.splitlines breaks a line at:
+# strict mode writes none in a tune. (C1 characters stay: mojibake in the corpus titles is full of them.)
+_CONTROL_CHARS = frozenset([chr(code) for code in range(32) if chr(code) not in "\t\n"] + ["\x85", "\u2028", "\u2029"])
 _FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 _TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
 
@@ -326,6 +329,8 @@ class AbcTracker:
 
     # ----- the state machine -------------------------------------------------------------------------------
     def _step(self, c: str) -> bool:
+        if c in _CONTROL_CHARS and self.strict and self.mode != "prose":
+            return False  # (str.splitlines and so most readers break a line at \x1c-\x1e, \x85, \u2028...)
         if self.final_bar and c not in " \t\n" and not (c == "*" and self.ctx in ("body", "stars")):
             return False
         if self.after_thick:  # "[|:" is a start repeat for abc2midi, not "[|" then ":|" (strict never writes it)
@@ -899,7 +904,7 @@ class AbcTracker:
         room = self._room()
         if self.broken and self.last is not None and self.last[0]:
             return room < self.last[1] * self._broken_factors()[1]  # the right note must match the left
-        return room <= 0
+        return room < self._shortest_note()  # (after a tuplet the room may be less than any note: A/64)
 
     def _can_start_note(self) -> bool:
         if self.chord or self.grace:
