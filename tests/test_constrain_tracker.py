@@ -482,3 +482,13 @@ def test_strict_mode_writes_no_control_characters_in_a_tune():
     assert accepts(body, '\t"A8|') and accepts(body, 'ü"A8|')
     assert AbcTracker().feed("Some prose\x1e then\n"), "prose is not the tracker's business"
     assert accepts(body, "\x1e", strict=False), "lenient mode follows abc2midi"
+
+
+def test_a_field_line_whose_value_starts_like_a_repeat_sign():
+    """parseabc.c reads a body line such as "P:|fed|" as music (the colon and bar make a :| repeat): "Malformed
+    note". The quickstart model wrote one."""
+    body = header("4/4") + "A8|\n"
+    for line in ["P:|fed|", "P::", "T:|x"]:
+        assert not accepts(body, line, strict=False), line
+        assert not validate_abc(body + line + "\nB8|]\n").parses, line
+    assert accepts(body, "P:A\nB8|]\n") and accepts(body, "w:|la\n", strict=False)

@@ -414,6 +414,10 @@ class AbcTracker:
             return False
         if self.finline and c in '["':
             return False
+        if not self.fbuf and c in ":|" and not self.finline and letter != "w" and (self.strict or self.mode == "body"):
+            # parseabc.c: "Potentially ambiguous line - either a :| repeat or a field command": abc2midi reads a body
+            # line "P:|..." as music ("Malformed note"), a header one as text
+            return False
         self.fbuf += c
         grammar = self._grammar(letter)
         return grammar is None or value_prefix_ok(grammar, self.fbuf)
