@@ -770,9 +770,15 @@ class AbcTracker:
         self.prev_element = True
         return self._add_duration(added)
 
+    def _unplayed(self) -> bool:
+        """In an ending skipped on this pass, which abc2midi does not play (genmidi.c, PLAY_ON_REP): it times none
+        of its bars and skips the bar line that ends it too -- no repeat, no new pass. Lenient mode follows that;
+        strict mode keeps skipped endings to the meter and handles their last bar line as if it were played."""
+        return self.skip_open and not self.strict
+
     def _add_duration(self, added: Fraction) -> bool:
-        if self.skip_open and not self.strict:
-            return True  # (an ending skipped on this pass is not played: see _bar)
+        if self._unplayed():
+            return True
         self.bar += added
         self.seg += added
         # An overfull bar can never be repaired; abc2midi lets a voice's first bar (a pickup) be any length, the
@@ -787,7 +793,7 @@ class AbcTracker:
         self.n_elements += 1
         self.prev_element = False
         self.last = None
-        if not (self.skip_open and not self.strict):  # (a skipped ending is not played: see _bar)
+        if not self._unplayed():
             self.bar = self.bar_len
             self.seg += self.bar_len
         self.barno += count - 1
@@ -863,8 +869,8 @@ class AbcTracker:
         """Whether the note length typed so far can still end as a length that fits.
 
         Every accepted prefix must have a valid completion. A bare number such as ``A8`` may only be rescued by
-        a ``/`` and a denominator (``A3/64``), so it is refused once even that would overflow the bar; the right-hand note of a
-        broken rhythm must be able to reach exactly the length of the left-hand one.
+        a ``/`` and a denominator (``A3/64``), so it is refused once even that would overflow the bar; the
+        right-hand note of a broken rhythm must be able to reach exactly the length of the left-hand one.
         """
         if self.grace or self.el == "mrest" or (self.chord and self.chord_first is not None):
             return True  # grace notes take no time; a chord lasts as long as its first note
@@ -938,7 +944,7 @@ class AbcTracker:
             return self._close_chord()
         if c == "-" or c == " ":
             return True
-        if (c == "(" or c == ")") and not self.strict:
+        if c in "()" and not self.strict:
             return self._slur_inside(c)
         return c in DECORATION_SHORTCUTS
 
@@ -979,9 +985,9 @@ class AbcTracker:
             return self._pitch_start(c)
         if self.deco_pending:
             return False  # abc2midi: "Malformed note" when no grace note follows the decoration
-        if not self.strict and (c in "()" or (c in DECORATION_SHORTCUTS and c != "~")):
-            if c in "()":
-                return self._slur_inside(c)
+        if c in "()" and not self.strict:
+            return self._slur_inside(c)
+        if c in DECORATION_SHORTCUTS and c != "~" and not self.strict:
             self.deco_pending = True  # ("{vB=Bc^c}"; "~" is a roll, a grace group abc2midi cannot nest)
             return True
         if c == "}":
@@ -1168,25 +1174,18 @@ class AbcTracker:
             return False  # the replay skips the ending up to this bar line: the rest of its bar would be short
         self.prev_element = False
         self.last = None
-        if self.skip_open and not self.strict:
-            # abc2midi does not play an ending skipped on this pass (genmidi.c, PLAY_ON_REP): it times none of its
-            # bars, and skips the bar line that ends it too -- no repeat, no new pass. (Strict mode still keeps
-            # skipped endings to the meter, and handles their last bar line as if it were played.)
-            self._record(("bar", kind, self.seg))
-            self.seg = _ZERO
-            self.after_bar = True
-            if kind in ENDING_STOPS:
-                self.in_varend = self.skip_open = False
-            return True
-        if not self._check_bar(kind):
+        unplayed = self._unplayed()
+        if not unplayed and not self._check_bar(kind):
             return False
         self._record(("bar", kind, self.seg))
         self.seg = _ZERO
         self.after_bar = True
-        if kind in (SINGLE, DOUBLE, THIN_THICK, THICK_THIN):
-            self.after_grace = False  # abc2midi takes "{a}|{b}A" (not across a repeat sign: "{a}|:{b}A")
         if kind in ENDING_STOPS:
             self.in_varend = self.skip_open = False
+        if unplayed:
+            return True
+        if kind in (SINGLE, DOUBLE, THIN_THICK, THICK_THIN):
+            self.after_grace = False  # abc2midi takes "{a}|{b}A" (not across a repeat sign: "{a}|:{b}A")
         if kind == BAR_REP:
             self._start_repeat()
             self.pass_no, self.seen_repeat = 1, True
@@ -1229,7 +1228,7 @@ class AbcTracker:
 
     def _closes_second_ending(self) -> bool:
         """``:|2 ... :|``: the :| ends the second ending, which is played on the second pass; no replay."""
-        node, first, events = self.segs, None, []
+        node, events = self.segs, []
         while node is not None:
             node, event = node
             events.append(event)

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 from .errors import MissingToolError
@@ -54,15 +55,8 @@ class ToolResult:
 
         abcm2ps can print the same warning hundreds of thousands of times for one long line of music.
         """
-        lines: list[str] = []
-        counts: list[int] = []
-        for line in self.output.strip().splitlines():
-            if lines and line == lines[-1]:
-                counts[-1] += 1
-            else:
-                lines.append(line)
-                counts.append(1)
-        shown = [line if n == 1 else f"{line} (x{n})" for line, n in zip(lines, counts)]
+        runs = [(line, len(list(group))) for line, group in groupby(self.output.strip().splitlines())]
+        shown = [line if n == 1 else f"{line} (x{n})" for line, n in runs]
         if len(shown) > max_lines:
             shown = [*shown[:max_lines], f"... {len(shown) - max_lines} more line(s)"]
         if self.timed_out:
