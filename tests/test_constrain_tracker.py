@@ -240,10 +240,10 @@ HEADERS_FOR_WALKS = [
 def test_every_accepted_state_can_complete_the_tune():
     """The invariant the logits processor relies on: from every state the tracker accepts, a legal completion
     ends the tune (no dead end, no trap). Random walks reach states no hand-written case would. The search is
-    bounded, and misses a few states of random walks (measured 40 of 4,000, 39 of them with a 25x larger search
-    too: repeats made due by a variant ending whose replay no short bar can complete, bars left with less room than
-    any note); the processor copes with those by keeping, in the last steps and inside tuplets and broken rhythms,
-    only tokens after which a completion is found."""
+    bounded and misses a few states (measured 8 of 4,000, all found by a 25x larger search; it was 40 before the
+    replay check at bar lines, the fill check after tuplets and the shorter-first search); the processor copes with
+    those by keeping, in the last steps and inside tuplets and broken rhythms, only tokens after which a completion
+    is found."""
     checked = failed = 0
     for seed in range(10):
         for tracker in _random_walk(seed):
@@ -255,7 +255,7 @@ def test_every_accepted_state_can_complete_the_tune():
             end = tracker.copy()
             assert end.feed(completion) and end.can_end(), completion
     assert checked == 4000
-    assert failed <= checked // 100, f"{failed} of {checked} states have no completion found"
+    assert failed <= checked // 200, f"{failed} of {checked} states have no completion found"
 
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
@@ -376,8 +376,8 @@ def test_fingering_text_in_quotes():
 
 
 def test_lengths_with_a_numerator_and_a_denominator():
-    """Lenient mode checks the bar at its bar line; strict mode refuses a bare number whose half overflows (the
-    completion search would need A3/64)."""
+    """Lenient mode checks the bar at its bar line; strict mode refuses a length once even its shortest completion
+    (a bare number over 64: ``A13`` may still become ``A13/64``) overflows the bar."""
     body = header("2/4") + "z4|DE=F ("
     assert accepts(body, "G3/4F/4)|", strict=False) and _parses("z4|DE=F (G3/4F/4)|]", "2/4")
     assert not accepts(body, "G3/2F/4)| ", strict=False), "overflows the bar"
@@ -493,3 +493,82 @@ def test_a_field_line_whose_value_starts_like_a_repeat_sign():
         assert not accepts(body, line, strict=False), line
         assert not validate_abc(body + line + "\nB8|]\n").parses, line
     assert accepts(body, "P:A\nB8|]\n") and accepts(body, "w:|la\n", strict=False)
+
+
+# false accepts and traps found by the untrained-model fuzz and the random walks (session 5), checked with abc2midi
+def test_a_decoration_in_a_chord_is_followed_by_its_note():
+    body = header("4/4") + "z8|"
+    for bad in ["[A L c]", "[A L]", "[A L-"]:  # abc2midi: "Malformed note"
+        assert not accepts(body, bad), bad
+        assert not _parses(f"z8|{bad.rstrip('-]')}]8|]")
+    assert accepts(body, "[A Lc]8|") and _parses("z8|[A Lc]8|]")
+
+
+def test_a_blank_line_after_a_continuation_still_ends_the_tune():
+    body = header("4/4") + "z8|{d}\\\n"
+    assert not accepts(body, "\n"), 'abc2midi: "No note found to follow grace notes"'
+    assert not _parses("z8|{d}\\\n\nA8|]")
+    assert accepts(body, "A8|]\n") and _parses("z8|{d}\\\nA8|]")
+    assert tracker_after(header("4/4") + "z8|A8\\\n\n").mode == "prose", "the blank line ended the tune"
+
+
+def test_a_tie_waits_for_all_its_pitches():
+    body = header("4/4") + "z8|[DF]4-"
+    assert not accepts(body, "="), "a single note cannot hold both tied pitches"
+    assert not accepts(header("4/4") + "z8|B4-", "[DA]"), 'abc2midi: "Could not find note to be tied"'
+    assert accepts(body, "[DF]4|") and _parses("z8|[DF]4-[DF]4|]")
+
+
+def test_staccato_must_match_across_a_broken_rhythm_line_break():
+    body = header("4/4") + "z8|A2<\n"
+    assert not accepts(body, ".B"), 'abc2midi: "Cannot apply broken rhythm. Notes not equal durations"'
+    assert not _parses("z8|A2<\n.B2 c4|]")
+    assert accepts(body, "B2 c4|")
+
+
+def test_a_tuplet_leaves_room_that_notes_can_fill():
+    """``(3:2:2AB`` lasts 4/3 of a unit: the rest of a 4/4 bar could only be filled by another tuplet."""
+    body = header("4/4") + "z8|(3:2:2AB"
+    assert not accepts(body, " "), "the room left is no sum of notes"
+    assert accepts(body, "2 c6|") and _parses("z8|(3:2:2AB2 c6|]")
+
+
+def test_a_repeat_that_no_replay_can_close_is_refused():
+    """``::|`` then a short bar: the tracker's replay at ``:|`` (abc2midi's checkbar on the second pass) would check
+    ``b|`` as a full bar whatever short bar the ``:|`` leaves, so no ``:|`` could ever follow -- a trap, refused at
+    its bar line. (abc2midi itself lets ``::|b|B8:|`` through: strict mode is the stricter here.)"""
+    body = header("9/8") + "::|b"
+    assert tracker_after(body).completion() is not None
+    assert not accepts(body, "|")
+    assert accepts(header("9/8") + "|:b", "|B8:|") and _parses("|:b|B8:|", "9/8")
+
+
+def test_a_bar_line_needs_a_kind_that_can_follow():
+    """In a first ending while its :| is due, a short bar takes no bar line at all: ``|`` would be a short inner bar,
+    ``||`` would split the bar the replay skips."""
+    body = header("4/4") + "E|1F c"
+    assert not accepts(body, "|")
+    assert accepts(body, "5 E:|2F7|]") and _parses("E|1F c5 E:|2F7|]")
+
+
+@pytest.mark.parametrize(
+    "meter,body,strict_ok",
+    [  # abc2midi with a chord symbol: "Sustained notes beyond end of track" where the tune ends off the beat
+        ("6/8", '"D"B6|B2Bc/|', False),
+        ("6/8", '"D"B/B5|', False),
+        ("6/8", '"D"B6|B5 z/|:z/:|', False),
+        ("4/4", '"D"B8|B/|', False),
+        ("2/4", '"D"B4|B/|', False),
+        ("6/8", '"D"B6|B2Bc|', True),
+        ("6/8", 'B/B5|"D"B6|', True),
+        ("6/8", '"D"B6|B5 z/||z/|B6|', True),
+        ("4/4", 'A|"D"B8|B7:|', True),
+        ("6/8", "B6|B2Bc/|", True),
+    ],
+)
+def test_chord_symbols_need_the_tune_to_end_on_the_beat(meter, body, strict_ok):
+    tune = header(meter) + body
+    tracker = AbcTracker()
+    accepted = tracker.feed(tune) and tracker.can_end()
+    assert accepted == strict_ok
+    assert validate_abc(tune + "\n").parses == strict_ok

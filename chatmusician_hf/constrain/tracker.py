@@ -71,6 +71,7 @@ MAX_SLUR_DEPTH = 4
 MAX_OCTAVE_MARKS = 3  # c''' and C,,, span abc2midi's MIDI range; strict mode writes no more
 MAX_COMPLETION_CHARS = 64  # completion() gives up past this (the invariant says it never needs to)
 COMPLETION_NODES = 4000  # characters completion() may try in all
+SHALLOW_COMPLETION_DEPTHS = (1, 2, 6)  # completion() first looks for completions this short
 MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
 BROKEN_FACTORS = {  # (left, right) multipliers for > >> >>> (and swapped for <)
     1: (Fraction(3, 2), Fraction(1, 2)),
@@ -91,6 +92,7 @@ VOICE_FIELDS = (
     "last", "slur", "after_bar", "tup_left", "tup_factor", "pass_no", "seen_repeat", "in_varend", "skip_open",
 )  # fmt: skip
 _ZERO = Fraction(0)
+_EIGHTH = Fraction(1, 8)
 _EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
 _SKIP_OPEN = VOICE_FIELDS.index("skip_open")
 # What may follow a decoration shortcut: abc2midi reads ~{g}A, L(3ABc, ~"C"A, ~!trill!A as "Malformed note"
@@ -153,6 +155,10 @@ class AbcTracker:
         self.deco_slur_ok = False  # ...and it was only staccato dots, which a slur "(" may follow
         self.after_grace = False  # a grace group ended and no note followed yet
         self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
+        # A chord symbol was written, so abc2midi plays an accompaniment track, whose last chord can sound past the
+        # end of the track ("Sustained notes beyond end of track") where the tune ends off the beat; and the last
+        # bar line closed a bar off the beat (a short final bar, a pickup)
+        self.gchords = self.off_beat_close = False
         # a staccato "." waits for its note / is on the note being read / was on the last element: abc2midi
         # shortens staccato notes, so they cannot take part in a broken rhythm
         self.staccato = self.el_staccato = self.last_staccato = self.broken_staccato = False
@@ -236,9 +242,13 @@ class AbcTracker:
         tuplet...), then any ASCII character that is not an opener; every step is checked by the tracker itself,
         so the result is always legal. ``tests/test_constrain_tracker.py`` fuzzes the invariant.
         """
-        budget = [nodes]
-        out: list[str] = []
-        return "".join(out) if self._complete(out, limit, budget) else None
+        # a short completion first, on a budget of its own: the deep search's first try (a line end after which
+        # the next line needs much) can spend the whole budget where two more characters would do
+        for depth, budget in chain(((d, nodes // 10) for d in SHALLOW_COMPLETION_DEPTHS), ((limit, nodes),)):
+            out: list[str] = []
+            if self._complete(out, min(depth, limit), [budget]):
+                return "".join(out)
+        return None
 
     def _complete(self, out: list[str], limit: int, budget: list[int]) -> bool:
         if self.can_end():
@@ -271,7 +281,7 @@ class AbcTracker:
         if self.chord and self.tie and self.ctx in ("chord", "note"):  # a chord a tie waits for: its notes
             yield "".join(sorted(self.tie - self.chord_pitches)) + "]"
             return
-        if self.ctx not in ("body", "body_ls", "tuplet") or self.chord or self.grace or self.broken:
+        if self.ctx not in ("body", "body_ls", "continued", "tuplet") or self.chord or self.grace or self.broken:
             return
         if self.ctx == "body_ls":  # another voice left with an open repeat: go back to it; define missing parts
             yield from (
@@ -545,8 +555,14 @@ class AbcTracker:
             return True  # abc2midi allows spaces around > and before a tie ("A > B", "A4 -A4")
         if c == "|":
             self.ctx = "bar"
-            return self._bar_allowed()
+            # which bar line this is, the next character tells: one of them must pass (not the case of a short
+            # bar in an ending while a :| is due, say)
+            return self._bar_allowed() and (
+                not self.strict or any(self._bar_would_pass(kind) for kind in (SINGLE, DOUBLE, THIN_THICK, BAR_REP))
+            )
         if c in ACCIDENTALS:
+            if len(self.tie) > 1:
+                return False  # a chord a tie waits for: one note cannot hold its pitches
             self.acc = c
             self.ctx = "acc"
             return self._can_start_note()
@@ -594,6 +610,8 @@ class AbcTracker:
             self.prev_element = False
             return True
         if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not self.strict):
+            if c == "." and self.broken and not self.broken_staccato and self.strict:
+                return False  # the right-hand note of a broken rhythm is staccato only if the left one is
             self.prev_element = False
             self.staccato = self.staccato or c == "."
             self.deco_slur_ok = c == "." and (self.deco_slur_ok or not self.deco_pending)
@@ -644,7 +662,7 @@ class AbcTracker:
 
     def _continuation(self, c: str) -> bool:
         if c == "\n":
-            self.ctx = "body"  # the next line continues this one: no line-start fields
+            self.ctx = "continued"  # the next line continues this one: no line-start fields
             return True
         if c == "%":
             self.ctx = "comment_cont"
@@ -653,8 +671,16 @@ class AbcTracker:
 
     def _comment_cont(self, c: str) -> bool:
         if c == "\n":
-            self.ctx = "body"
+            self.ctx = "continued"
         return True
+
+    def _continued(self, c: str) -> bool:
+        """The start of a line continued by the ``\\`` before it: music goes on, but an empty line still ends the
+        tune for abc2midi ("{d}\\" then a blank line: "No note found to follow grace notes")."""
+        if c == "\n":
+            return self._end_tune()
+        self.ctx = "body"
+        return self._body(c)
 
     # notes, rests, chords
     def _start_note(self, c: str, kind: str) -> bool:
@@ -768,7 +794,13 @@ class AbcTracker:
         self.last = (plain, duration, right)
         self.n_elements += 1
         self.prev_element = True
-        return self._add_duration(added)
+        if not self._add_duration(added):
+            return False
+        if self.tup_left or not self.strict or self.bar_len is None:
+            return True
+        # after a tuplet the room left may be no sum of notes ((3:2:2 A B leaves 2/3 of a unit): only notes fill it
+        fill = (self.bar_len - self.bar) / self.unit * MAX_LENGTH_NUMBER
+        return fill.denominator == 1
 
     def _unplayed(self) -> bool:
         """In an ending skipped on this pass, which abc2midi does not play (genmidi.c, PLAY_ON_REP): it times none
@@ -777,6 +809,7 @@ class AbcTracker:
         return self.skip_open and not self.strict
 
     def _add_duration(self, added: Fraction) -> bool:
+        self.off_beat_close = False
         if self._unplayed():
             return True
         self.bar += added
@@ -793,6 +826,7 @@ class AbcTracker:
         self.n_elements += 1
         self.prev_element = False
         self.last = None
+        self.off_beat_close = False
         if not self._unplayed():
             self.bar = self.bar_len
             self.seg += self.bar_len
@@ -940,13 +974,18 @@ class AbcTracker:
     def _chord(self, c: str) -> bool:
         if c in NOTE_LETTERS or c in ACCIDENTALS:
             return self._pitch_start(c)
+        if self.deco_pending:
+            return False  # abc2midi: "Malformed note" unless the decorated note follows at once ("[A L c]")
         if c == "]":
             return self._close_chord()
         if c == "-" or c == " ":
             return True
         if c in "()" and not self.strict:
             return self._slur_inside(c)
-        return c in DECORATION_SHORTCUTS
+        if c in DECORATION_SHORTCUTS:
+            self.deco_pending = self.strict
+            return True
+        return False
 
     def _slur_inside(self, c: str) -> bool:
         """A slur opened or closed between the notes of a chord or a grace group (abc2midi: "[E4(e4]c2)")."""
@@ -965,8 +1004,8 @@ class AbcTracker:
         return True
 
     def _close_chord(self) -> bool:
-        if self.chord_first is None:
-            return False
+        if self.chord_first is None or not self.tie <= self.chord_pitches:
+            return False  # (an empty chord; one without the notes a tie waits for)
         self.chord = False
         self.el = "chord"
         self.el_len = ""
@@ -1003,6 +1042,8 @@ class AbcTracker:
         if c == '"':
             self.ctx = "body"
             return self._quoted_ok(self.fbuf, partial=False)
+        if not self.fbuf and c in NOTE_LETTERS:  # a chord symbol
+            self.gchords = True
         if c == "\n" or (len(self.fbuf) >= MAX_QUOTED_CHARS and self.strict):
             return False
         self.fbuf += c
@@ -1072,6 +1113,8 @@ class AbcTracker:
         if not self.endings_seen and not self.expect_repeat:
             if not self.seen_repeat:
                 self.expect_repeat = True
+                if self.strict and not self._repeat_can_close():
+                    return False  # (the :| it makes due must be able to replay the bars from the start)
             elif self.strict or not self.header_parts:
                 return False  # (abc2midi checks this only in a tune without P: parts: store.c runs fixreps when
                 # parts == -1)
@@ -1107,7 +1150,7 @@ class AbcTracker:
     def _bar_pending(self, c: str) -> bool:
         if c == "|":
             self.ctx = "bar2"
-            return True
+            return not self.strict or self._bar_would_pass(DOUBLE) or self._bar_would_pass(BAR_REP)
         if c == "]":
             self.ctx = "body"
             return self._bar(THIN_THICK)
@@ -1175,6 +1218,7 @@ class AbcTracker:
         self.prev_element = False
         self.last = None
         unplayed = self._unplayed()
+        self.off_beat_close = self._off_beat(self.bar)
         if not unplayed and not self._check_bar(kind):
             return False
         self._record(("bar", kind, self.seg))
@@ -1207,7 +1251,7 @@ class AbcTracker:
             # missing_repeats), so the first :| goes back there
             self._start_repeat()
             self.expect_repeat = False
-        return True
+        return not (self.strict and self.expect_repeat) or self._repeat_can_close()
 
     def _pass_after_repeat(self) -> int:
         """The pass abc2midi is in after this :| (genmidi.c): pass 2 replays the section; each ending played on a
@@ -1240,6 +1284,14 @@ class AbcTracker:
         self.rep_barno = self.barno
         self.expect_repeat = True
 
+    def _off_beat(self, bar: Fraction) -> bool:
+        """A bar of no whole number of eighth notes (of beats, in meters of shorter beats): where the accompaniment
+        chords abc2midi plays may be cut. A rule of thumb for strict mode, measured with abc2midi (which accepts some
+        of those, "B3/" at the end of a 3/4 tune, and none of the others)."""
+        if not self.strict or self.bar_len is None or not bar:
+            return False
+        return (bar / min(self.bar_len / self.meter_num, _EIGHTH)).denominator != 1
+
     def _check_bar(self, kind: str) -> bool:
         bar, full = self.bar, self.bar_len
         if full is None:
@@ -1253,22 +1305,42 @@ class AbcTracker:
             if not self.header_parts <= self.parts:
                 return False  # ...nor the P: lines of parts not defined yet
             self.final_bar = True  # the last bar of a tune may be short even when closed with |
+        if self.final_bar and self.gchords and self._off_beat(bar):
+            return False
         if bar > 0:
             self.barno += 1
         self.bar = _ZERO
         return True
 
-    def _replay_repeat(self) -> tuple[bool, Fraction]:
-        """abc2midi's second pass over the repeated section, with the short bar left before ``:|`` carried in."""
-        full = self.bar_len
-        events = []
-        node = self.segs
+    def _events(self) -> list:
+        """The bar lines and endings recorded since the repeat start, oldest first."""
+        events, node = [], self.segs
         while node is not None:
             node, event = node
             events.append(event)
         events.reverse()
-        # the last event is the :| itself (recorded just before this call)
-        bar, barno = self.bar, self.rep_barno
+        return events
+
+    def _replay_repeat(self) -> tuple[bool, Fraction]:
+        """abc2midi's second pass over the repeated section, with the short bar left before ``:|`` carried in (the
+        last event is the :| itself, recorded just before this call)."""
+        return self._replay(self.bar, self._events())
+
+    def _repeat_can_close(self) -> bool:
+        """While a ``:|`` is due, whether some short bar before it would let the replay of the bars written so far
+        pass: the first bar the replay checks fixes that carry (``full - s``, or none), so two replays tell.
+        (``::|b|``, a pickup just after a repeat sign, can never be replayed: strict mode refuses its bar line.)"""
+        if self.bar_len is None or self.segs is None or self._closes_second_ending():
+            return True
+        events = self._events()
+        ok, short = self._replay(_ZERO, events)
+        return ok or (0 < short < self.bar_len and self._replay(self.bar_len - short, events)[0])
+
+    def _replay(self, carry: Fraction, events: list) -> tuple[bool, Fraction]:
+        """Replay ``events`` from a bar holding ``carry``: whether every bar checks, and the bar at the end (at the
+        first failing check, the bar there)."""
+        full = self.bar_len
+        bar, barno = carry, self.rep_barno
         i = 0
         while i < len(events):
             event = events[i]
@@ -1284,7 +1356,7 @@ class AbcTracker:
                 i += 1
                 continue
             _, kind, seg = event
-            bar += seg
+            bar = bar + seg
             if kind == "split":  # the start of a mid-bar ending: the bar goes on
                 i += 1
                 continue
@@ -1320,7 +1392,7 @@ class AbcTracker:
             return False
         if self.ctx in ("bar", "bar2", "colon_bar"):
             self.ctx = "body"
-        if self.ctx not in ("body", "body_ls", "comment", "mrest_done", "continuation"):
+        if self.ctx not in ("body", "body_ls", "comment", "mrest_done", "continuation", "continued"):
             return False
         if (
             self.broken
@@ -1332,6 +1404,7 @@ class AbcTracker:
             or (self.after_grace and self.strict)  # abc2midi: "No note found to follow grace notes"
             or not self.n_elements
             or not self.header_parts <= self.parts  # abc2midi: "Part not defined"
+            or (self.gchords and (self.off_beat_close or self._off_beat(self.bar)))
         ):
             return False
         if self.expect_repeat or any(saved[_EXPECT_REPEAT] for saved in self.voices.values()):
@@ -1360,7 +1433,7 @@ def _shortest_completion(length: str) -> Fraction:
     top, slashes, bottom = _LENGTH.fullmatch(length).groups()
     numerator = Fraction(int(top) if top else 1)
     if not slashes:
-        return numerator / 2  # strict: A3/2 (A3/4 would be legal, but the completion search misses it)
+        return numerator / MAX_LENGTH_NUMBER  # A13 may still become A13/64
     if not bottom:
         if len(slashes) == 1:
             return numerator / 64  # A/ may still become A/64
@@ -1421,6 +1494,7 @@ _CLOSERS = {
     "comment": "\n",
     "comment_cont": "\n",
     "continuation": "\n",
+    "continued": "\nz|",
     "stars": "\n",
     "body_ls": "\nz:|",
     "body_letter": ":z",
@@ -1452,6 +1526,7 @@ _HANDLERS = {
     "comment": AbcTracker._comment,
     "comment_cont": AbcTracker._comment_cont,
     "continuation": AbcTracker._continuation,
+    "continued": AbcTracker._continued,
     "stars": AbcTracker._stars,
     "body": AbcTracker._body,
     "acc": AbcTracker._acc,
