@@ -13,6 +13,11 @@ Each row of the batch is followed by an :class:`AbcTracker`, and the processor *
    Greedy search checks tokens in score order: the best legal token.
 3. It returns scores where only that token is finite, so the sampler after it (whatever its settings) picks it.
 
+The race is drawn from a numpy generator seeded from torch's at each ``generate()`` call, so
+``torch.manual_seed`` makes a run reproducible as it does plain sampling. After a short final bar, where only
+blanks or the end may follow, the processor ends the tune with a blank line (or generation, where the model draws
+its end token) instead of sampling blanks.
+
 So a step costs one tracker check per row when the model's own draw is legal -- nearly always for a trained model
 -- instead of one per candidate. Prose before ``X:`` and after the blank line that ends a tune is sampled the same
 way; there every token is legal except one that would start a malformed tune, so prose is generated as without
@@ -139,36 +144,49 @@ class AbcLogitsProcessor(LogitsProcessor):
         self._prompt_length = 0
         self._single_chars: dict[str, int] | None = None  # character -> a token of that one character
         self._weights: list[int] = []
-        self._weights_tensor = torch.empty(0, dtype=torch.long)
+        self._weights_array = np.empty(0, dtype=np.int64)
+        self._random = np.random.default_rng(0)  # reseeded from torch's generator at each generate() call
+        self._last_step: tuple | None = None  # (length, hashes, last tokens, chosen tokens, hashes after them)
         self._rows: dict[int, _Row] = {}  # sequence hash -> row state after that sequence
-        self.stats = {"steps": 0, "checked": 0, "rejected": 0, "widened": 0, "dead_ends": 0, "completed": 0}
+        self.stats = {
+            "steps": 0, "checked": 0, "rejected": 0, "widened": 0, "dead_ends": 0, "completed": 0, "ended": 0,
+        }  # fmt: skip
 
     # ----- following each sequence -------------------------------------------------------------------------
-    def _hashes(self, input_ids: torch.LongTensor) -> tuple[list[int], list[int]]:
+    def _hashes(self, ids: np.ndarray) -> tuple[list[int], list[int]]:
         """Hashes of each row's sequence without and with its last token: a random linear hash in wrapping int64
         arithmetic (collisions are negligible), extended in Python by :meth:`_extend` for the chosen token."""
-        length = input_ids.shape[1]
+        length = ids.shape[1]
         if len(self._weights) <= length:
-            generator = torch.Generator().manual_seed(0x5EED)
-            self._weights_tensor = torch.randint(-(2**62), 2**62, (max(length * 2, 256),), generator=generator)
-            self._weights = self._weights_tensor.tolist()
-        weighted = (input_ids.to("cpu", torch.long) + 1) * self._weights_tensor[:length]  # (+1: token 0 counts)
-        prefix = weighted[:, :-1].sum(dim=1)
+            self._weights_array = np.random.default_rng(0x5EED).integers(-(2**62), 2**62, max(length * 2, 256))
+            self._weights = self._weights_array.tolist()
+        weighted = (ids + 1) * self._weights_array[:length]  # (+1: token 0 counts; int64 wraps)
+        prefix = weighted[:, :-1].sum(axis=1)
         return prefix.tolist(), (prefix + weighted[:, -1]).tolist()
 
+    def _next_hashes(self, ids: np.ndarray) -> tuple[list[int], list[int]] | None:
+        """The hashes of the step after the last one, where each row got the token chosen for it (nearly every
+        step): known without hashing the sequences again; None otherwise."""
+        if self._last_step is None:
+            return None
+        length, full_hashes, last_tokens, chosen, extended = self._last_step
+        if ids.shape != (len(chosen), length + 1) or ids[:, -1].tolist() != chosen or ids[:, -2].tolist() != last_tokens:
+            return None
+        return full_hashes, extended
+
     def _extend(self, full_hash: int, length: int, token_id: int) -> int:
-        """The hash of a sequence of ``length`` tokens with ``token_id`` appended (as torch computes it)."""
+        """The hash of a sequence of ``length`` tokens with ``token_id`` appended (as numpy computes it)."""
         value = (full_hash + (token_id + 1) * self._weights[length]) % _INT64
         return value - _INT64 if value >= _INT64 // 2 else value
 
-    def _row_state(self, input_ids: torch.LongTensor, index: int, prefix_hash: int, full_hash: int) -> _Row:
+    def _row_state(self, ids: np.ndarray, index: int, prefix_hash: int, full_hash: int) -> _Row:
         row = self._rows.get(full_hash)
         if row is not None:
             return row  # the token this processor chose last step
         previous = self._rows.get(prefix_hash)
         if previous is _ENDED:
             return _ENDED  # the padding generate adds after a row's end
-        ids = input_ids[index].tolist()
+        ids = ids[index].tolist()
         if previous is not None:
             # a token that adds no text (padding after the end), or one another processor forced in
             last = ids[-1]
@@ -184,31 +202,44 @@ class AbcLogitsProcessor(LogitsProcessor):
 
     # ----- the step ----------------------------------------------------------------------------------------
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        # (numpy, not torch, for the small per-step work: inside generate each torch call on the CPU costs tens of
+        # microseconds, measured, where numpy's cost a few)
         self.stats["steps"] += 1
-        prefix_hashes, full_hashes = self._hashes(input_ids)
+        ids = input_ids.detach().to("cpu", torch.long).numpy()
+        prefix_hashes, full_hashes = self._next_hashes(ids) or self._hashes(ids)
         if not any(h in self._rows for h in full_hashes) and not any(h in self._rows for h in prefix_hashes):
-            self._prompt_length = input_ids.shape[1]  # a new generate() call
+            self._prompt_length = input_ids.shape[1]  # a new generate() call: its draws follow torch's seed
+            self._random = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         length = input_ids.shape[1]
         left = None if self.max_new_tokens is None else self.max_new_tokens - (length - self._prompt_length)
         draws = _Draws(self, scores)
         rows: dict[int, _Row] = {}
-        chosen = []
+        chosen, extended = [], []
         for index in range(input_ids.shape[0]):
-            row = self._row_state(input_ids, index, prefix_hashes[index], full_hashes[index])
+            row = self._row_state(ids, index, prefix_hashes[index], full_hashes[index])
             rows[full_hashes[index]] = row
             if row is _ENDED:  # generate replaces whatever is chosen by padding: no work
                 token_id, after = self._end_token(), _ENDED
             else:
                 token_id, after = self._choose(row, draws, index, left)
             chosen.append(token_id)
-            rows[self._extend(full_hashes[index], length, token_id)] = _ENDED if after is None else after
+            extended.append(self._extend(full_hashes[index], length, token_id))
+            rows[extended[-1]] = _ENDED if after is None else after
         self._rows = rows
-        out = torch.full_like(scores, -float("inf"))
-        out[torch.arange(len(chosen), device=scores.device), torch.tensor(chosen, device=scores.device)] = 0.0
-        return out
+        self._last_step = (length, full_hashes, ids[:, -1].tolist(), chosen, extended)
+        out = np.full(scores.shape, -np.inf, dtype=np.float32)
+        out[np.arange(len(chosen)), chosen] = 0.0
+        return torch.from_numpy(out).to(scores.device, scores.dtype)
 
     def _choose(self, row: _Row, draws: _Draws, index: int, left: int | None) -> tuple[int, _Row | None]:
         """The token for one row, and the row state after it (None after an end-of-sequence token)."""
+        if row.tracker.final_bar and not row.pending:
+            # after a short final bar only blanks or the end may follow: end the tune with a blank line (or the
+            # generation, where that is the model's draw) rather than sample blanks, the only other legal text
+            if next(draws.first(index), None) in self._eos:
+                return self._end_token(), None
+            self.stats["ended"] += 1
+            return self._force(row, "\n" if row.tracker.ctx == "body_ls" else "\n\n")
         completion = row.plan
         if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
             completion = row.completion()
@@ -339,8 +370,7 @@ class _Draws:
             cumulative = np.cumsum(probs, axis=1)
             # drop the tokens whose better tokens already hold top_p of the mass (the best is always kept)
             probs[cumulative - probs >= processor.top_p * cumulative[:, -1:]] = 0.0
-        race = torch.empty(probs.shape, dtype=torch.float64).exponential_().numpy()  # torch's seeded generator
-        keys = probs / race
+        keys = probs / processor._random.standard_exponential(probs.shape)
         self.order = np.argsort(-keys, axis=1, kind="stable")
         self.counts = (keys > 0).sum(axis=1).tolist()  # the kept tokens come first in the order
 
@@ -362,8 +392,7 @@ class _Draws:
             return
         if self.sampled:
             scaled = scores[candidates] / self.processor.temperature
-            race = torch.empty(len(candidates), dtype=torch.float64).exponential_().numpy()
-            keys = np.exp(scaled - scaled.max()) / race
+            keys = np.exp(scaled - scaled.max()) / self.processor._random.standard_exponential(len(candidates))
         else:
             keys = scores[candidates]
         # best first, sorted a block at a time: the first legal token is usually among the first few

@@ -242,9 +242,11 @@ class AbcTracker:
         tuplet...), then any ASCII character that is not an opener; every step is checked by the tracker itself,
         so the result is always legal. ``tests/test_constrain_tracker.py`` fuzzes the invariant.
         """
-        # a short completion first, on a budget of its own: the deep search's first try (a line end after which
-        # the next line needs much) can spend the whole budget where two more characters would do
-        for depth, budget in chain(((d, nodes // 10) for d in SHALLOW_COMPLETION_DEPTHS), ((limit, nodes),)):
+        # the greedy deep search on a tenth of the budget (it usually succeeds at once), then short completions,
+        # then the deep search again on the whole budget: its first try (a line end after which the next line needs
+        # much) can spend the budget where two more characters would do
+        passes = chain(((limit, nodes // 10),), ((d, nodes // 10) for d in SHALLOW_COMPLETION_DEPTHS), ((limit, nodes),))
+        for depth, budget in passes:
             out: list[str] = []
             if self._complete(out, min(depth, limit), [budget]):
                 return "".join(out)
