@@ -323,3 +323,17 @@ def test_greedy_takes_the_best_legal_token():
     out = processor(input_ids, scores.clone())
     best_legal = max(i for i in range(len(vocab)) if legal[i])
     assert int(out[0].argmax()) == best_legal and torch.isfinite(out).sum() == 1
+
+
+def test_a_long_generation_keeps_its_sequence_hashes():
+    """Each step extends the hashes of the last one where every row got its chosen token (no re-hashing): past the
+    first block of hash weights too, they must equal the hashes of the whole sequences."""
+    processor, input_ids, _, vocab = _toy_processor(top_k=None, top_p=None, temperature=1.0, do_sample=True)
+    ids = input_ids.repeat(2, 1)
+    torch.manual_seed(0)
+    for step in range(400):
+        out = processor(ids, torch.randn(2, len(vocab)))
+        ids = torch.cat([ids, out.argmax(dim=1, keepdim=True)], dim=1)
+        if step % 50 == 49:
+            assert processor._next_hashes(ids.numpy()) == processor._hashes(ids.numpy()), step
+    assert ids.shape[1] > 400

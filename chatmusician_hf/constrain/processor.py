@@ -157,9 +157,6 @@ class AbcLogitsProcessor(LogitsProcessor):
         """Hashes of each row's sequence without and with its last token: a random linear hash in wrapping int64
         arithmetic (collisions are negligible), extended in Python by :meth:`_extend` for the chosen token."""
         length = ids.shape[1]
-        if len(self._weights) <= length:
-            self._weights_array = np.random.default_rng(0x5EED).integers(-(2**62), 2**62, max(length * 2, 256))
-            self._weights = self._weights_array.tolist()
         weighted = (ids + 1) * self._weights_array[:length]  # (+1: token 0 counts; int64 wraps)
         prefix = weighted[:, :-1].sum(axis=1)
         return prefix.tolist(), (prefix + weighted[:, -1]).tolist()
@@ -206,6 +203,9 @@ class AbcLogitsProcessor(LogitsProcessor):
         # microseconds, measured, where numpy's cost a few)
         self.stats["steps"] += 1
         ids = input_ids.detach().to("cpu", torch.long).numpy()
+        if len(self._weights) <= ids.shape[1]:  # one weight per position, and one for the token chosen now
+            self._weights_array = np.random.default_rng(0x5EED).integers(-(2**62), 2**62, ids.shape[1] * 2 + 256)
+            self._weights = self._weights_array.tolist()
         prefix_hashes, full_hashes = self._next_hashes(ids) or self._hashes(ids)
         if not any(h in self._rows for h in full_hashes) and not any(h in self._rows for h in prefix_hashes):
             self._prompt_length = input_ids.shape[1]  # a new generate() call: its draws follow torch's seed
