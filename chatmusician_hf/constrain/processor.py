@@ -167,9 +167,9 @@ class AbcLogitsProcessor(LogitsProcessor):
         if self._last_step is None:
             return None
         length, full_hashes, last_tokens, chosen, extended = self._last_step
-        if ids.shape != (len(chosen), length + 1) or ids[:, -1].tolist() != chosen or ids[:, -2].tolist() != last_tokens:
+        if ids.shape != (len(chosen), length + 1) or ids[:, -1].tolist() != chosen:
             return None
-        return full_hashes, extended
+        return (full_hashes, extended) if ids[:, -2].tolist() == last_tokens else None
 
     def _extend(self, full_hash: int, length: int, token_id: int) -> int:
         """The hash of a sequence of ``length`` tokens with ``token_id`` appended (as numpy computes it)."""

@@ -245,8 +245,8 @@ class AbcTracker:
         # the greedy deep search on a tenth of the budget (it usually succeeds at once), then short completions,
         # then the deep search again on the whole budget: its first try (a line end after which the next line needs
         # much) can spend the budget where two more characters would do
-        passes = chain(((limit, nodes // 10),), ((d, nodes // 10) for d in SHALLOW_COMPLETION_DEPTHS), ((limit, nodes),))
-        for depth, budget in passes:
+        shallow = ((depth, nodes // 10) for depth in SHALLOW_COMPLETION_DEPTHS)
+        for depth, budget in chain(((limit, nodes // 10),), shallow, ((limit, nodes),)):
             out: list[str] = []
             if self._complete(out, min(depth, limit), [budget]):
                 return "".join(out)
@@ -1358,7 +1358,7 @@ class AbcTracker:
                 i += 1
                 continue
             _, kind, seg = event
-            bar = bar + seg
+            bar += seg
             if kind == "split":  # the start of a mid-bar ending: the bar goes on
                 i += 1
                 continue
