@@ -337,3 +337,27 @@ def test_a_long_generation_keeps_its_sequence_hashes():
         if step % 50 == 49:
             assert processor._next_hashes(ids.numpy()) == processor._hashes(ids.numpy()), step
     assert ids.shape[1] > 400
+
+
+def test_after_a_short_final_bar_the_tune_ends_with_a_blank_line():
+    """Only blanks or the end may follow a short final bar: the processor writes the blank line that ends the tune,
+    even where the model prefers a space (and never the overflowing note it prefers most)."""
+    from chatmusician_hf.constrain import AbcLogitsProcessor
+
+    prompt = "X:1\nM:4/4\nL:1/8\nK:C\nA8|A4| "
+    vocab = sorted(set(prompt)) + ["A2", "</s>"]
+    processor = AbcLogitsProcessor(
+        [b"" if piece == "</s>" else piece.encode() for piece in vocab], [vocab.index("</s>")], do_sample=False
+    )
+    ids = torch.tensor([[vocab.index(char) for char in prompt]])
+    assert AbcTracker().feed(prompt)
+    text = ""
+    for _ in range(2):
+        scores = torch.zeros(1, len(vocab))
+        scores[0, vocab.index("A2")], scores[0, vocab.index(" ")] = 3.0, 2.0
+        chosen = int(processor(ids, scores)[0].argmax())
+        text += vocab[chosen]
+        ids = torch.cat([ids, torch.tensor([[chosen]])], dim=1)
+    assert text == "\n\n" and processor.stats["ended"] == 2
+    tracker = AbcTracker()
+    assert tracker.feed(prompt + text) and not tracker.in_tune, "the blank line ended the tune"

@@ -1307,7 +1307,7 @@ class AbcTracker:
             if not self.header_parts <= self.parts:
                 return False  # ...nor the P: lines of parts not defined yet
             self.final_bar = True  # the last bar of a tune may be short even when closed with |
-        if self.final_bar and self.gchords and self._off_beat(bar):
+        if self.final_bar and self.gchords and self.off_beat_close:  # (set by _bar for this bar)
             return False
         if bar > 0:
             self.barno += 1
