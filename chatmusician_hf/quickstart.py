@@ -258,8 +258,8 @@ def _fmt(value) -> str:
     return "–" if value is None else str(value)
 
 
-QUALITY_COLUMNS = ["parse_rate", "valid_rate", "bars_correct_rate", "bar_accuracy", "header_adherence",
-                   "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
+QUALITY_COLUMNS = ["parse_rate", "valid_rate", "median_bars", "mean_bars", "bar_duration_correct_rate",
+                   "bar_correct_share", "header_adherence", "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
 
 
 def write_report(out: Path, results: dict) -> tuple[Path, Path]:

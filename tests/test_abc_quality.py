@@ -36,6 +36,8 @@ def test_hand_computed_values(metric):
     assert results["valid_rate"] == 1 / 4
     assert results["bar_correct_share"] == (4 + 2 + 5) / (4 + 3 + 5)
     assert results["voice_alignment_rate"] == 0.0
+    # first-tune lengths: GOOD 4, BAD 3, REFUSAL 0 (no tune), DUET 3 (its longer voice)
+    assert results["median_bars"] == 3.0 and results["mean_bars"] == (4 + 3 + 0 + 3) / 4
     # matched: GOOD K, M; DUET K ("C major" == "C") -- missed: BAD K, REFUSAL K, DUET L (1/4 written, 1/8 asked)
     assert results["header_adherence"] == 3 / 6
     assert results["header_adherence_K"] == 2 / 4 and results["header_adherence_M"] == 1.0

@@ -8,6 +8,8 @@ Validation also needs ``abc2midi`` (Debian package ``abcmidi``). Definitions: RE
 
 from __future__ import annotations
 
+import statistics
+
 import datasets
 import evaluate
 
@@ -63,6 +65,8 @@ Returns:
     bar_correct_share (`float` or `None`): correct bars / all bars, over every extracted tune.
     voice_alignment_rate (`float` or `None`): multi-voice tunes whose voices have equal bar counts / multi-voice
         tunes; `None` when no tune has two voices.
+    median_bars (`float`), mean_bars (`float`): bars of each prediction's first tune (its longest voice; 0 for a
+        prediction without a usable tune), median and mean over predictions: the length the rates are measured on.
     header_adherence (`float` or `None`): requested fields matched / requested fields (a prediction without a
         tune matches none); plus `header_adherence_K`, `_M`, `_L` per field. `None` without `requested_headers`.
     pitch_class_entropy (`float` or `None`): mean, over tunes with notes, of the Shannon entropy (bits) of the
@@ -127,6 +131,7 @@ class AbcQuality(evaluate.Metric):
         bars_total = bars_good = 0
         multi_voice = aligned = 0
         entropies, repetitions = [], []
+        lengths = [0] * n  # bars of the first tune's longest voice; 0 where no usable tune was found
         copies = compared = 0
         field_hits: dict[str, list[bool]] = {"K": [], "M": [], "L": []}
         for index, text in enumerate(predictions):
@@ -149,6 +154,7 @@ class AbcQuality(evaluate.Metric):
             parsed += report.parses and has_key
             valid += report.is_valid
             bars_right += report.n_bars > 0 and report.bars_ok
+            lengths[index] = max(report.voices.values(), default=0)
             bars_total += report.n_bars
             bars_good += report.n_bars - report.n_bad_bars
             if len(report.voices) > 1:
@@ -173,6 +179,8 @@ class AbcQuality(evaluate.Metric):
             "valid_rate": valid / n if n else 0.0,
             "bar_duration_correct_rate": bars_right / n if n else 0.0,
             "bar_correct_share": bars_good / bars_total if bars_total else None,
+            "median_bars": float(statistics.median(lengths)) if lengths else 0.0,
+            "mean_bars": sum(lengths) / n if n else 0.0,
             "voice_alignment_rate": aligned / multi_voice if multi_voice else None,
             "header_adherence": (sum(all_hits) / len(all_hits) if all_hits else None)
             if requested_headers is not None

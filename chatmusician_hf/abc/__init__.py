@@ -1,0 +1,6 @@
+"""The ABC core: what ABC notation means, defined once, in pure Python with no heavy imports.
+
+Every reader of ABC in the project (the validator and statistics in :mod:`chatmusician_hf.music`, the decoding
+tracker in :mod:`chatmusician_hf.constrain`, the SFT task builder in :mod:`chatmusician_hf.data`) takes its
+knowledge of keys, meters, lengths and the field and bar-line lexicon from here.
+"""
