@@ -10,18 +10,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
-from .chat_format import CHAT_TEMPLATE
 from .configs import make_stage_parser
-
-# Special tokens take LLaMA-2's ids (unk 0, bos 1, eos 2) so code and data that assume them work unchanged.
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
-
-# Pre-tokenization splits only before whitespace: ABC symbols such as "X:", "|:" and "A2B" stay whole, which
-# measured 2.37 characters per token against 1.69 for GPT-2's rule (shared/REFERENCE.md §7).
-PRETOKENIZE_PATTERN = r" ?\S+|\s+(?!\S)|\s+"
+from .tiny_tokenizer import PRETOKENIZE_PATTERNS, english_text, train_tokenizer
 
 # ChatMusician's sampling defaults (temperature 0.2, top_k 40, top_p 0.9, repetition penalty 1.1).
 CHATMUSICIAN_GENERATION_DEFAULTS = dict(
@@ -32,7 +24,15 @@ CHATMUSICIAN_GENERATION_DEFAULTS = dict(
 @dataclass
 class InitTinyArguments:
     output_dir: str = field(default="outputs/tiny-base", metadata={"help": "Folder to write the tokenizer and model to."})
-    vocab_size: int = field(default=2048, metadata={"help": "BPE vocabulary size, special tokens included."})
+    vocab_size: int = field(default=1024, metadata={"help": "BPE vocabulary size, special tokens included."})
+    pretokenizer: str = field(
+        default="abc-atoms",
+        metadata={
+            "help": "How text is cut before BPE: 'abc-atoms' (notes, bar lines, chord symbols and words whole; see "
+            "tiny_tokenizer.py) or 'whitespace' (pieces split only before whitespace).",
+            "choices": list(PRETOKENIZE_PATTERNS),
+        },
+    )
     hidden_size: int = field(default=128, metadata={"help": "Model width."})
     intermediate_size: int = field(default=352, metadata={"help": "MLP width (about 2.75x hidden, as in LLaMA)."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Number of decoder layers."})
@@ -45,46 +45,6 @@ class InitTinyArguments:
     validation_fraction: float = field(
         default=0.05, metadata={"help": "Share of tunes held out; the tokenizer never sees them."}
     )
-
-
-def english_text() -> str:
-    return resources.files("chatmusician_hf.resources").joinpath("english.txt").read_text()
-
-
-def train_tokenizer(texts, vocab_size: int):
-    """A byte-level BPE wrapped as a transformers fast tokenizer, with ChatMusician's special tokens and template.
-
-    Byte-level with no normalizer means any string, ABC or otherwise, decodes back to itself byte for byte.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        clean_up_tokenization_spaces=False,
-        model_max_length=2048,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def build_tiny_model(tokenizer, args: InitTinyArguments):
@@ -123,8 +83,9 @@ def main(args: InitTinyArguments) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     corpus = build_music21_corpus(args.validation_fraction, args.seed)
     texts = list(corpus["train"]["text"]) + [english_text()] * args.english_repeats
-    print(f"[init-tiny] training a {args.vocab_size}-token byte-level BPE on {len(corpus['train'])} tunes")
-    tokenizer = train_tokenizer(texts, args.vocab_size)
+    print(f"[init-tiny] training a {args.vocab_size}-token byte-level BPE ({args.pretokenizer} pieces) on "
+          f"{len(corpus['train'])} tunes")
+    tokenizer = train_tokenizer(texts, args.vocab_size, args.pretokenizer)
     model = build_tiny_model(tokenizer, args)
     tokenizer.save_pretrained(output_dir)
     model.save_pretrained(output_dir)
