@@ -21,6 +21,11 @@ CORPUS_LICENSE_NOTE = (
 )
 
 _X_LINE = re.compile(r"^X:\s*\S*", re.MULTILINE)
+# Header fields that record where a transcription came from rather than what the music is: transcriber (Z), notes
+# (N), source (S), book (B), discography (D), file (F), history (H), group (G), and tool instructions (I). Whole
+# collections share them (1,180 tunes carry "Z:Jack Campin * www.campin.me.uk * 2009"), together with comment
+# lines they are a fifth of the corpus's characters, and a small model trained on them writes them into its answers.
+_BOOKKEEPING_LINE = re.compile(r"^(?:[ZNSBDFHGI]:(?![|:])|%)")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,11 @@ def normalize_tune(tune: str) -> str:
     return _X_LINE.sub("X:1", tune, count=1)
 
 
+def without_bookkeeping(tune: str) -> str:
+    """The tune without its bookkeeping field lines and comment lines (see ``_BOOKKEEPING_LINE``)."""
+    return "\n".join(line for line in tune.split("\n") if not _BOOKKEEPING_LINE.match(line))
+
+
 def iter_music21_tunes() -> Iterator[CorpusTune]:
     """Every ABC tune music21 ships, normalised and with exact duplicates removed, in a stable order."""
     files = _corpus_files()
@@ -95,16 +105,26 @@ def in_validation(text: str, validation_fraction: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction
 
 
-def build_music21_corpus(validation_fraction: float = 0.05, seed: int = 42):
-    """The music21 tunes as a ``DatasetDict`` with ``train`` and ``validation`` splits in MusicPile's schema."""
+def build_music21_corpus(validation_fraction: float = 0.05, seed: int = 42, keep_bookkeeping: bool = False):
+    """The music21 tunes as a ``DatasetDict`` with ``train`` and ``validation`` splits in MusicPile's schema.
+
+    The text is each tune without bookkeeping lines; tunes that are then equal are kept once (the first), so no tune's
+    music is on both sides of the split. The split is drawn from the tune as music21 ships it, so it does not move
+    when the bookkeeping rule changes. ``keep_bookkeeping`` keeps the lines in the text (same tunes, same split).
+    """
     from datasets import Dataset, DatasetDict
 
     rows: dict[str, dict[str, list[str]]] = {
         "train": {"id": [], "text": [], "src": []},
         "validation": {"id": [], "text": [], "src": []},
     }
+    seen: set[str] = set()
     for tune in iter_music21_tunes():
+        music = without_bookkeeping(tune.text)
+        if music in seen:
+            continue
+        seen.add(music)
         split = "validation" if in_validation(tune.text, validation_fraction, seed) else "train"
-        for column in ("id", "text", "src"):
-            rows[split][column].append(getattr(tune, column))
+        for column, value in (("id", tune.id), ("text", tune.text if keep_bookkeeping else music), ("src", tune.src)):
+            rows[split][column].append(value)
     return DatasetDict({name: Dataset.from_dict(columns) for name, columns in rows.items()})

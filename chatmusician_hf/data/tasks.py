@@ -277,11 +277,12 @@ def build_music21_tasks(
     families: tuple[str, ...] = FAMILIES,
     max_tunes: int | None = None,
     transpose_fraction: float = 0.1,
+    corpus=None,
 ):
     """The task set as a ``DatasetDict`` with ``train`` and ``validation`` splits, split by tune.
 
     ``transpose_fraction`` of the tunes get a transpose task (each runs abc2abc, about 10 ms); ``max_tunes`` limits
-    each split to its first tunes, for quick runs.
+    each split to its first tunes, for quick runs; ``corpus`` replaces ``build_music21_corpus``'s tunes.
     """
     from datasets import Dataset, DatasetDict
     from tqdm.auto import tqdm
@@ -290,7 +291,7 @@ def build_music21_tasks(
     if unknown:
         raise ValueError(f"unknown task families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
     transpose_abc = _load_transpose_abc(families)
-    corpus = build_music21_corpus(validation_fraction, seed)
+    corpus = corpus if corpus is not None else build_music21_corpus(validation_fraction, seed)
     out = {}
     for split, rows in corpus.items():
         records = []
