@@ -146,8 +146,48 @@ def test_every_music21_tune_round_trips_byte_for_byte(tiny_model_dir):
     decoded = tokenizer.batch_decode(encoded)
     mismatches = [t for t, d in zip(texts, decoded) if t != d]
     assert len(texts) > 12_000 and not mismatches
-    # The whitespace-only pre-tokenizer keeps ABC symbols whole: at least 2 characters per token on the corpus.
-    assert sum(map(len, texts)) / sum(map(len, encoded)) > 2.0
+    assert sum(map(len, texts)) / sum(map(len, encoded)) > 1.6
+
+
+# A tune cut into ABC atoms by hand: a note with its accidental, octave and length, a bar line or repeat with its
+# ending, a tuplet, a chord symbol, a decoration, a field label, a newline; a space belongs to the atom it precedes.
+ATOMS = ["X:", "1", "\n", "M:", "6/8", "\n", "L:", "1/8", "\n", "K:", "Dmix", "\n", "|:", '"G"', "G", "A", "B",
+         " c2", "d", "|", "^f3/2", "e/", " (3", "f", "e", "d", " z2", ":|2", " [", "C", "E,", "G", "]2", " !trill!",
+         "A,,", "|]", "\n", "T:", "The", " Gold", " Ring", "\n"]
+
+
+def test_tiny_tokenizer_keeps_abc_atoms_whole(tiny_model_dir):
+    from itertools import accumulate
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    encoding = tokenizer("".join(ATOMS), add_special_tokens=False, return_offsets_mapping=True)
+    token_ends = {end for _, end in encoding["offset_mapping"]}
+    # No token reaches across two atoms ...
+    assert set(accumulate(map(len, ATOMS))) <= token_ends
+    # ... and the common ones are tokens of their own: a note's length and a bar line are never in a note run.
+    for atom in ("|", "|:", ":|", "|]", " |", "A2", " c2", "d2", "B", "z2", "\n", "K:", "M:", "6/8", "1/8"):
+        assert len(tokenizer(atom, add_special_tokens=False).input_ids) == 1, atom
+
+
+def test_whitespace_pretokenizer_is_an_option_and_a_wrong_name_is_refused(tmp_path):
+    from chatmusician_hf.tiny_tokenizer import train_tokenizer
+
+    texts = ["X:1\nK:D\n|:fed|(B/c/)d:|\n"] * 50
+    line = "|:fed|(B/c/)d:|"
+
+    def mixed(tokenizer):  # tokens that hold both a bar line and a note
+        return [token for token in tokenizer.tokenize(line) if "|" in token and any(c in token for c in "fedBcd")]
+
+    # Split only at whitespace, BPE learns pieces such as "fed|"; cut into atoms, it cannot.
+    assert mixed(train_tokenizer(texts, 300, "whitespace"))
+    assert not mixed(train_tokenizer(texts, 300, "abc-atoms"))
+    with pytest.raises(ValueError, match="pretokenizer must be one of abc-atoms, whitespace"):
+        train_tokenizer(texts, 300, "atoms")
+    result = run_cli("init-tiny", "--pretokenizer", "atoms", "--output_dir", str(tmp_path / "never"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "abc-atoms" in result.stderr
+    assert not (tmp_path / "never").exists()
 
 
 def test_init_tiny_is_deterministic(tiny_model_dir, tmp_path):
@@ -178,3 +218,21 @@ def test_music21_corpus_schema_unique_and_stable_split():
     assert {src.split("/")[0] for src in corpus["train"]["src"]} == {"music21"}
     # A different seed moves tunes between splits: the split is seeded, not positional.
     assert list(build_music21_corpus(seed=7)["validation"]["id"]) != list(corpus["validation"]["id"])
+
+
+def test_music21_corpus_text_is_music_without_bookkeeping_lines():
+    import re
+
+    from chatmusician_hf.data.corpus import build_music21_corpus, without_bookkeeping
+
+    music, kept = build_music21_corpus(), build_music21_corpus(keep_bookkeeping=True)
+    bookkeeping = re.compile(r"^(?:[ZNSBDFHGI]:(?![|:])|%)", re.MULTILINE)
+    texts = list(music["train"]["text"]) + list(music["validation"]["text"])
+    assert not any(bookkeeping.search(text) for text in texts)
+    assert not any("Campin" in text for text in texts)
+    # The same tunes in the same split; keep_bookkeeping keeps the lines (1,180 tunes carry Campin's Z: line).
+    for split in ("train", "validation"):
+        assert list(kept[split]["id"]) == list(music[split]["id"])
+    assert sum("Z:Jack Campin" in text for text in kept["train"]["text"]) > 1000
+    # A note B or G before a repeat sign is music, not a book or group field.
+    assert without_bookkeeping("X:1\nZ:me\nK:G\nB:|A2 G::\nG::B\n% a comment\n") == "X:1\nK:G\nB:|A2 G::\nG::B\n"
