@@ -152,10 +152,10 @@ class Quickstart:
         report = bench(MusicTheoryBenchArguments(model=str(self.paths["merged"]), dataset=self.args.benchmark_data,
                                                  mode="ppl", shots=0, output_dir=str(self.paths["eval"])))
         quality = self._abc_quality()
-        losses = {name: self._held_out_loss(path) for name, path in (
+        bpc = {name: self._held_out_bits_per_character(path) for name, path in (
             ("untrained", self.paths["tiny-base"]), ("after CPT", self.cpt_model), ("after SFT", self.paths["merged"]))}
         accuracy = {name: acc for name, _, _, acc in accuracy_rows(report["results"])}
-        return {"music_theory_bench": accuracy, "abc_quality": quality, "held_out_loss": losses}
+        return {"music_theory_bench": accuracy, "abc_quality": quality, "held_out_bits_per_character": bpc}
 
     def example(self) -> dict:
         from .inference import GenerationArguments, ModelArguments, fit_prompt, generate_batch, load_model
@@ -193,33 +193,18 @@ class Quickstart:
             raise RecipeError(f"{path} not found: run the quickstart from a clone of the repository, or pass --recipes_dir.")
         return yaml.safe_load(path.read_text())
 
-    def _held_out_loss(self, model_dir: Path, blocks: int = 64) -> float:
-        """Mean cross-entropy per token on the first held-out packed blocks of the music21 corpus."""
-        import torch
+    def _held_out_bits_per_character(self, model_dir: Path) -> float:
+        """Bits per character on the corpus's held-out tunes (comparable across tokenizers)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from .cpt import PackedBlockCollator
-        from .data.config import DataArguments
-        from .data.packing import build_pretraining_dataset
+        from .eval.held_out import bits_per_character, held_out_tunes
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        dataset = build_pretraining_dataset(DataArguments(dataset_name="music21"), tokenizer,
-                                            int(self._recipe("cpt")["max_length"]), "validation")
-        collate = PackedBlockCollator(tokenizer.pad_token_id)
-        total, count = 0.0, 0
-        with torch.inference_mode():
-            for start in range(0, min(blocks, len(dataset)), 16):
-                batch = collate([dataset[i] for i in range(start, min(start + 16, blocks, len(dataset)))])
-                logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-                labels = batch["labels"][:, 1:]
-                loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(),
-                                                         ignore_index=-100, reduction="sum")
-                total += loss.item()
-                count += int((labels != -100).sum())
-        return round(total / count, 4)
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        return round(bits_per_character(model, tokenizer, held_out_tunes()), 4)
 
-    def _abc_quality(self) -> dict:
+    def _abc_quality(self, decodings: tuple[str, ...] = ("none", "abc")) -> dict:
+        """abc_quality of the held-out real tunes and of the merged model's answers with each ``--constrain`` choice."""
         import evaluate
 
         from .data.config import default_cache_dir
@@ -234,7 +219,7 @@ class Quickstart:
         train_tunes = [row["output"] for row in tasks["train"] if row["src"].endswith("text_to_abc")]
         metric = evaluate.load(str(REPO_ROOT / "evaluate_metrics" / "abc_quality"))
         rows = {"real held-out tunes": real}
-        for constrain in ("none", "abc"):
+        for constrain in decodings:
             loaded = load_model(ModelArguments(model=str(self.paths["merged"]), device="cpu", constrain=constrain))
             generation = GenerationArguments(max_new_tokens=self.args.max_new_tokens, seed=self.args.seed,
                                              **EVAL_SAMPLING)
@@ -279,10 +264,10 @@ def write_report(out: Path, results: dict) -> tuple[Path, Path]:
                          f"held-out loss {_fmt(info['final_eval_loss'])} ({info['hardware']}, {info['train_runtime_s']}s)")
             if (out / stage / "loss_curve.png").is_file():
                 lines += ["", f"![{stage} loss curve]({stage}/loss_curve.png)", ""]
-    losses = evaluation.get("held_out_loss", {})
-    if losses:
-        lines += ["", "Held-out loss (nats/token, corpus validation blocks): "
-                  + ", ".join(f"{name} {_fmt(value)}" for name, value in losses.items()) + "."]
+    bpc = evaluation.get("held_out_bits_per_character", {})
+    if bpc:
+        lines += ["", "Held-out bits per character (the corpus's held-out tunes): "
+                  + ", ".join(f"{name} {_fmt(value)}" for name, value in bpc.items()) + "."]
     if quality:
         sampling = ", ".join(f"{k} {v}" for k, v in EVAL_SAMPLING.items() if k != "do_sample")
         lines += ["", "## ABC quality on held-out text-to-ABC prompts", "",

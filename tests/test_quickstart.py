@@ -101,8 +101,8 @@ def test_report_holds_the_evaluation_and_the_example(full_run):
     out, _ = full_run
     evaluation = json.loads((out / "steps" / "eval.json").read_text())
     assert set(evaluation["abc_quality"]) == {"real held-out tunes", "plain sampling", "music-aware decoding"}
-    losses = evaluation["held_out_loss"]
-    assert losses["after CPT"] < losses["untrained"] - 0.5, losses
+    bpc = evaluation["held_out_bits_per_character"]
+    assert bpc["after CPT"] < 0.5 * bpc["untrained"], bpc
     assert 0.0 <= evaluation["music_theory_bench"]["overall"] <= 1.0
     report = (out / "report.md").read_text()
     assert "ABC quality on held-out text-to-ABC prompts" in report and "cpt/loss_curve.png" in report
