@@ -98,7 +98,8 @@ def fuzz_runs():
 
 def fuzz(request, fuzz_runs, family):
     """An untrained model of ``family`` samples nearly random tokens under the processor: every header with every
-    seed, the budget deliberately short. Returns the (prompt, generated) pairs and the processors' dead ends."""
+    seed, the budget deliberately short. Returns the (prompt, generated) pairs, the processors' dead ends, and the
+    pairs of one run without the processor."""
     if family not in fuzz_runs:
         tokenizer, model = load(request.getfixturevalue(FAMILIES[family]))
         pairs, dead_ends = [], 0
