@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from chatmusician_hf.push import PushError, publish_spaces, push_folder
-from chatmusician_hf.testing.adapters import make_lora_adapter
-from chatmusician_hf.testing.local_hub import LocalHub, client_env
+
+from helpers.adapters import make_lora_adapter
+from helpers.local_hub import LocalHub, client_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_localtest_" + secrets.token_hex(12)  # unique: any occurrence in a log or file is a leak
