@@ -192,7 +192,7 @@ class Quickstart:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _recipe_reference(self, stage: str) -> str:
-        """``<recipes_dir>/<stage>.yaml``: a file when the folder exists, else the name of a packaged recipe."""
+        """``<recipes_dir>/<stage>.yaml``: a file where there is one, else a packaged recipe's name."""
         return f"{self.args.recipes_dir}/{stage}.yaml"
 
     def _recipe(self, stage: str) -> dict:
