@@ -16,9 +16,11 @@ TITLE = "chatmusician-hf quickstart report"
 QUALITY_COLUMNS = ["parse_rate", "valid_rate", "median_bars", "mean_bars", "bar_duration_correct_rate",
                    "bar_correct_share", "header_adherence", "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac")
-STYLE = ("body{font-family:sans-serif;max-width:60em;margin:auto;padding:0 1em} img{max-width:100%}"
-         "table{border-collapse:collapse} th,td{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
-         "th:first-child,td:first-child{text-align:left} pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}")
+# A wide table scrolls inside its own box, as on GitHub, instead of widening the page.
+STYLE = ("body{font-family:sans-serif;max-width:64em;margin:auto;padding:0 1em} img{max-width:100%}"
+         "table{border-collapse:collapse;display:block;overflow-x:auto}"
+         "th,td{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
+         "th:first-child,td:first-child{text-align:left;white-space:nowrap} pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}")
 
 
 def _fmt(value) -> str:
