@@ -20,7 +20,8 @@ AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac")
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:auto;padding:0 1em} img{max-width:100%}"
          "table{border-collapse:collapse;display:block;overflow-x:auto}"
          "th,td{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
-         "th:first-child,td:first-child{text-align:left;white-space:nowrap} pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}")
+         "th:first-child,td:first-child{text-align:left;white-space:nowrap}"
+         "pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}")
 
 
 def _fmt(value) -> str:
@@ -59,7 +60,8 @@ def report_markdown(out: Path, results: dict, prompt: str, sampling: dict) -> st
     for stage in ("cpt", "sft"):
         info = results.get(stage)
         if info:
-            lines.append(f"- **{stage}**: {info['global_step']} steps, final train loss {_fmt(info['final_train_loss'])}, "
+            lines.append(f"- **{stage}**: {info['global_step']} steps, "
+                         f"final train loss {_fmt(info['final_train_loss'])}, "
                          f"held-out loss {_fmt(info['final_eval_loss'])} ({info['hardware']}, {info['train_runtime_s']}s)")
             if (out / stage / "loss_curve.png").is_file():
                 lines += ["", f"![{stage} loss curve]({stage}/loss_curve.png)", ""]

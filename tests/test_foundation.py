@@ -84,7 +84,7 @@ def test_config_takes_a_packaged_recipe_name_where_no_file_has_it(tmp_path, monk
     (tmp_path / "tiny" / "cpt.yaml").write_text("learning_rate: 0.5\n")  # a file at that path wins over the name
     _, training_args, _ = cpt.make_parser().parse_args_and_config(["--config", "tiny/cpt.yaml"])
     assert training_args.learning_rate == 0.5
-    with pytest.raises(RecipeError, match="Recipe file not found: tiny/cpt_lroa. Did you mean the packaged recipe 'tiny/cpt_lora'"):
+    with pytest.raises(RecipeError, match="not found: tiny/cpt_lroa. Did you mean the packaged recipe 'tiny/cpt_lora'"):
         cpt.make_parser().parse_args_and_config(["--config", "tiny/cpt_lroa"])
 
 

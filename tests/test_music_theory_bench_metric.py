@@ -153,7 +153,7 @@ def test_the_package_loads_its_own_copy_or_says_where_none_was_found(tmp_path):
 
     packaged = load_metric("music_theory_bench")
     assert packaged.compute(predictions=["The answer is (C)."], references=["C"])["accuracy"] == 1.0
-    with pytest.raises(RecipeError, match=f"No music_theory_bench metric at {tmp_path}: expected music_theory_bench.py"):
+    with pytest.raises(RecipeError, match=f"No music_theory_bench metric at {tmp_path}: expected music_theory_bench"):
         load_metric("music_theory_bench", tmp_path)
 
 

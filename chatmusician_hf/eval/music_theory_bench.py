@@ -6,7 +6,8 @@
   thought, and the metric's extraction rules read the letter from the reply.
 
 Both modes hand their predictions to the ``evaluate`` metric ``chatmusician_hf/metrics/music_theory_bench.py`` (the
-script published as the Hub metric), write a JSON report and ``eval_results.json`` (for the model card's ``model-index``), and print a table.
+script published as the Hub metric), write a JSON report and ``eval_results.json`` (for the model card's
+``model-index``), and print a table.
 """
 
 from __future__ import annotations
