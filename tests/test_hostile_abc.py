@@ -254,15 +254,15 @@ def test_slow_tempo_and_long_repeats_are_refused_before_midi_or_audio_is_written
         assert sorted(p.suffix for p in out.iterdir()) == [".abc", ".svg"]
         message = result.messages["abc2midi"]
         assert message.startswith("MIDI and audio not written: with its repeats and parts the tune lasts")
-        assert "the limit is 600 s (--max_audio_seconds)" in message
+        assert "the limit is 600 s (max_audio_seconds)" in message
 
 
 def test_each_budget_refuses_at_its_limit_and_not_below(tmp_path):
     reel = REEL.read_text()  # 69.8 s of music, one page, a few kB of MIDI
     cases = [
-        (OutputBudget(max_audio_seconds=60), "mid", "--max_audio_seconds"),
-        (OutputBudget(max_midi_bytes=1000), "mid", "--max_midi_bytes"),
-        (OutputBudget(max_svg_bytes=1000), "svg", "--max_svg_bytes"),
+        (OutputBudget(max_audio_seconds=60), "mid", "(max_audio_seconds)"),
+        (OutputBudget(max_midi_bytes=1000), "mid", "(max_midi_bytes)"),
+        (OutputBudget(max_svg_bytes=1000), "svg", "(max_svg_bytes)"),
     ]
     for number, (budget, kind, flag) in enumerate(cases):
         out = tmp_path / f"refused{number}"
@@ -277,7 +277,7 @@ def test_each_budget_refuses_at_its_limit_and_not_below(tmp_path):
     refused = render_abc(
         three_tunes, tmp_path / "pages", formats=("svg",), budget=OutputBudget(max_svg_pages=2)
     )
-    assert "svg" not in refused.paths and "--max_svg_pages" in refused.messages["abcm2ps"]
+    assert "svg" not in refused.paths and "(max_svg_pages)" in refused.messages["abcm2ps"]
     written = render_abc(
         three_tunes, tmp_path / "pages3", formats=("svg",), budget=OutputBudget(max_svg_pages=3)
     )

@@ -118,7 +118,7 @@ def _render_svg(
     if len(pages) > budget.max_svg_pages or size > budget.max_svg_bytes:
         result.messages["abcm2ps"] = (
             f"sheet music not written: {len(pages)} page(s), {size:,} bytes; the limits are "
-            f"{budget.max_svg_pages} page(s) (--max_svg_pages) and {budget.max_svg_bytes:,} bytes (--max_svg_bytes)"
+            f"{budget.max_svg_pages} page(s) (max_svg_pages) and {budget.max_svg_bytes:,} bytes (max_svg_bytes)"
         )
         return
     cleaned, dropped = [], set()
@@ -155,13 +155,13 @@ def _checked_midi_seconds(midi: Path, budget: OutputBudget, result: RenderResult
     if len(data) > budget.max_midi_bytes:
         result.messages["abc2midi"] = (
             f"MIDI and audio not written: the MIDI file is {len(data):,} bytes; the limit is "
-            f"{budget.max_midi_bytes:,} (--max_midi_bytes)"
+            f"{budget.max_midi_bytes:,} (max_midi_bytes)"
         )
         return None
     if seconds > budget.max_audio_seconds:
         result.messages["abc2midi"] = (
             f"MIDI and audio not written: with its repeats and parts the tune lasts {seconds:,.0f} s; the limit is "
-            f"{budget.max_audio_seconds:g} s (--max_audio_seconds)"
+            f"{budget.max_audio_seconds:g} s (max_audio_seconds)"
         )
         return None
     return seconds
