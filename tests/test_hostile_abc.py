@@ -31,15 +31,8 @@ from hostile_corpus import (
 from chatmusician_hf.abc.directives import FORBIDDEN, strip_directives
 from chatmusician_hf.music import AbcError, render_abc, transpose_abc, validate_abc
 from chatmusician_hf.music.budget import OutputBudget
-from chatmusician_hf.music.runner import (
-    DEFAULT_FILE_LIMIT,
-    DEFAULT_MEMORY_LIMIT,
-    MAX_OUTPUT_BYTES,
-    OUTPUT_GAP,
-    TAIL_BYTES,
-    run_tool,
-    tool_environment,
-)
+from chatmusician_hf.music.confinement import DEFAULT_FILE_LIMIT, DEFAULT_MEMORY_LIMIT, tool_environment
+from chatmusician_hf.music.runner import MAX_OUTPUT_BYTES, OUTPUT_GAP, TAIL_BYTES, run_tool
 from chatmusician_hf.music.svg_safety import UnsafeSvgError, sanitize_svg
 from chatmusician_hf.music.validate import validate_prepared
 

@@ -1,22 +1,15 @@
 """Run the external ABC programs (abc2midi, abc2abc, abcm2ps, fluidsynth) safely.
 
 Every call goes through :func:`run_tool`: an argument list (never a shell), a wall-clock timeout, a cap on how much
-output is kept (the rest is read and dropped but for its last lines, so a flood of messages costs no memory and
-the program's last words survive), and a private temporary
-directory that is removed however the call ends. The program starts in that directory with an environment of its
-own (``PATH``, ``HOME`` and ``TMPDIR`` inside the directory, ``LANG``; nothing inherited, so no token or key in
-this process's environment reaches it) and, through util-linux's ``prlimit``, with operating-system limits on
-memory, CPU time, the size of any file it writes and core dumps. ``prlimit`` wraps the program instead of a
-``preexec_fn`` hook, which is unsafe in a threaded process such as the Space. Programs are looked up on ``PATH``
-once; a missing one raises :class:`MissingToolError` naming the Debian package to install.
+output is kept (the rest is read and dropped but for its last lines, so a flood of messages costs no memory and the
+program's last words survive), and a private temporary directory that is removed however the call ends. The program
+starts there confined by :mod:`.confinement`: an environment of its own and operating-system limits. Programs are
+looked up on ``PATH``; a missing one raises :class:`MissingToolError` naming the Debian package to install.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
-import math
 import os
 import selectors
 import shutil
@@ -29,6 +22,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+from .confinement import prlimit_prefix, tool_environment
 from .errors import MissingToolError
 
 # program -> Debian package that provides it
@@ -50,16 +44,6 @@ OUTPUT_GAP = "[... output dropped ...]"  # the line that stands where output was
 
 TEMP_PREFIX = "cmhf-abc-"
 
-MIB = 1 << 20
-# Address space per program: far above what the largest real tune needs (abc2midi, abc2abc and abcm2ps run
-# music21's tunes in under 64 MiB; fluidsynth maps the soundfont), far below what a runaway would take.
-MEMORY_LIMITS = {"fluidsynth": 2048 * MIB}
-DEFAULT_MEMORY_LIMIT = 512 * MIB
-# The largest file each program may write, unless the caller gives its own bound (the WAV's follows from the
-# music's length). abc2midi stops itself at about 500 kB per track ("file runaway").
-FILE_LIMITS = {"abc2midi": 16 * MIB, "abcm2ps": 64 * MIB, "abc2abc": MIB}
-DEFAULT_FILE_LIMIT = 64 * MIB
-
 # What a program killed by a signal most likely ran into.
 SIGNAL_MEANINGS = {
     "SIGXFSZ": "wrote a file larger than its limit",
@@ -69,8 +53,6 @@ SIGNAL_MEANINGS = {
     "SIGABRT": "aborted",
     "SIGBUS": "crashed",
 }
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,16 +108,6 @@ def find_tool(name: str) -> str:
     return path
 
 
-@functools.cache
-def _prlimit() -> str | None:
-    path = shutil.which("prlimit")
-    if path is None:
-        logger.warning(
-            "prlimit (util-linux) not found: the ABC programs run without memory, CPU and file limits"
-        )
-    return path
-
-
 def soundfont_path() -> Path:
     path = Path(os.environ.get("CHATMUSICIAN_SOUNDFONT", DEFAULT_SOUNDFONT))
     if not path.is_file():
@@ -154,34 +126,6 @@ def temporary_workdir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def tool_environment(cwd: Path) -> dict[str, str]:
-    """The whole environment a program gets: a search path, a home and temp dir inside its work dir, a locale.
-
-    SDL_AUDIODRIVER: fluidsynth starts SDL, whose default driver opens a PulseAudio client that maps a 64 MiB
-    shared-memory file (over the file size limit) for a sound card a file render never uses.
-    """
-    return {
-        "PATH": os.defpath,
-        "HOME": str(cwd),
-        "TMPDIR": str(cwd),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "SDL_AUDIODRIVER": "dummy",
-    }
-
-
-def limited_command(program: str, args: list[str], timeout: float, max_file_bytes: int | None) -> list[str]:
-    """``program args`` under ``prlimit`` with this program's limits (when prlimit is installed)."""
-    command = [find_tool(program), *args]
-    wrapper = _prlimit()
-    if wrapper is None:
-        return command
-    memory = MEMORY_LIMITS.get(program, DEFAULT_MEMORY_LIMIT)
-    file_bytes = max_file_bytes or FILE_LIMITS.get(program, DEFAULT_FILE_LIMIT)
-    limits = [f"--as={memory}", f"--fsize={file_bytes}", f"--cpu={math.ceil(timeout) + 1}", "--core=0"]
-    return [wrapper, *limits, "--", *command]
 
 
 def _decode(raw: bytes) -> str:
@@ -240,7 +184,7 @@ def run_tool(
 
     A timeout, a crash or a non-zero exit is reported in the result (see :meth:`ToolResult.failure`), not raised.
     """
-    command = limited_command(program, args, timeout, max_file_bytes)
+    command = [*prlimit_prefix(program, timeout, max_file_bytes), find_tool(program), *args]
     deadline = time.monotonic() + timeout
     process = subprocess.Popen(
         command,
