@@ -203,6 +203,15 @@ def test_runaway_parts_are_invalid_in_abc2midis_words():
     )
 
 
+def test_abc2midis_routine_output_is_not_taken_for_an_abort():
+    # a blank line after a tune with named voices makes abc2midi print its voice table
+    tune = "X:1\nM:4/4\nL:1/4\nV:S\nV:A\nK:C\n[V:S] CDEF|\n[V:A] CDEF|\n\n\n"
+    assert validate_abc(tune).is_valid, validate_abc(tune).summary()
+    # an unknown chord name, and abc2midi's hint on how to define it
+    chord_hint = validate_abc('X:1\nM:4/4\nL:1/4\nK:C\n"Cadd9"CDEF|\n')
+    assert chord_hint.is_valid and [w.code for w in chord_hint.warnings] == ["abc2midi-nonmusical"]
+
+
 def test_ten_thousand_voices_are_invalid_in_abc2midis_words(tmp_path):
     report = validate_abc(ten_thousand_voices())
     assert not report.is_valid

@@ -9,7 +9,7 @@ command's options (its ``help`` texts are the documentation) and the Space's set
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .errors import AbcError
 
@@ -38,15 +38,11 @@ class OutputBudget:
 
     def check(self) -> OutputBudget:
         """Itself, or :class:`AbcError` when a limit is not a positive finite number."""
-        for name in ("max_audio_seconds", "max_midi_bytes", "max_svg_bytes", "max_svg_pages"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise AbcError(f"{name} must be a positive number, got {value!r}")
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not usable or value <= 0:
+                raise AbcError(f"{limit.name} must be a positive number, got {value!r}")
         return self
 
     def wav_bytes(self, sample_rate: int) -> int:

@@ -98,8 +98,8 @@ def _tracks(data: bytes) -> tuple[int, list[bytes]]:
     if len(data) < 14 or data[:4] != b"MThd":
         raise MidiFormatError("not a Standard MIDI File (no MThd header)")
     header_length, _format, n_tracks, division = struct.unpack(">IHHH", data[4:14])
-    if division & 0x8000:
-        raise MidiFormatError("SMPTE time division is not supported")
+    if division & 0x8000 or division == 0:
+        raise MidiFormatError("SMPTE or zero time division is not supported")
     pos = 8 + header_length
     tracks = []
     for track in range(n_tracks):

@@ -82,10 +82,10 @@ def render_abc(
         if "svg" in formats:
             _render_svg(work, out, stem, timeout, budget, result)
         if "mid" in formats or "wav" in formats:
-            seconds = _checked_midi_seconds(work / "tune.mid", budget, result)
-            if seconds is not None and "mid" in formats:
+            fits = _midi_fits(work / "tune.mid", budget, result)
+            if fits and "mid" in formats:
                 result.paths["mid"] = Path(shutil.copyfile(work / "tune.mid", out / f"{stem}.mid"))
-            if seconds is not None and "wav" in formats:
+            if fits and "wav" in formats:
                 _render_wav(work, out, stem, timeout, sample_rate, budget, result)
     return result
 
@@ -139,32 +139,33 @@ def _render_svg(
     result.paths["svg"], result.extra_pages = written[0], written[1:]
 
 
-def _checked_midi_seconds(midi: Path, budget: OutputBudget, result: RenderResult) -> float | None:
-    """The music's length when abc2midi's MIDI exists, is complete and is within budget; None (and why) if not."""
+def _midi_fits(midi: Path, budget: OutputBudget, result: RenderResult) -> bool:
+    """Whether abc2midi's MIDI exists, is complete and is within budget (the music's length included); if not,
+    ``result.messages`` says why."""
     data = midi.read_bytes() if midi.is_file() else b""
     if not data:
         result.messages["abc2midi"] = "abc2midi wrote no MIDI file (no playable notes?)"
-        return None
+        return False
     try:
         seconds = midi_seconds(data)
     except MidiFormatError as err:
         result.messages["abc2midi"] = (
             f"MIDI and audio not written: abc2midi's MIDI file is incomplete ({err})"
         )
-        return None
+        return False
     if len(data) > budget.max_midi_bytes:
         result.messages["abc2midi"] = (
             f"MIDI and audio not written: the MIDI file is {len(data):,} bytes; the limit is "
             f"{budget.max_midi_bytes:,} (max_midi_bytes)"
         )
-        return None
+        return False
     if seconds > budget.max_audio_seconds:
         result.messages["abc2midi"] = (
             f"MIDI and audio not written: with its repeats and parts the tune lasts {seconds:,.0f} s; the limit is "
             f"{budget.max_audio_seconds:g} s (max_audio_seconds)"
         )
-        return None
-    return seconds
+        return False
+    return True
 
 
 def _render_wav(

@@ -43,11 +43,12 @@ MAX_VOICES_LISTED = 16
 
 _ABC2MIDI_BAR_WARNING = re.compile(r"^Track \d+ Bar \d+ has ")
 _ABC2MIDI_LINE = re.compile(r"^(Error|Warning) in line-char (\d+)-(\d+) : (.*)$")
-# What abc2midi prints on every run (its version, the file it writes), its chord-name hint and the second line of
-# its part-specification error (reported with the first): the only lines not shaped like _ABC2MIDI_LINE over
+# What abc2midi prints on every run (its version, the file it writes), its chord-name hint, the second line of its
+# part-specification error (reported with the first) and the voice table it prints where a blank line ends a tune
+# that named voices ("voice mapping:", then labels and numbers): its only lines not shaped like _ABC2MIDI_LINE over
 # music21's 12,945 tunes. Any other line is one of its aborts.
 _ABC2MIDI_ROUTINE = re.compile(
-    r"^(\d+\.\d+ .* abc2midi|writing MIDI file \S+|\(Hint: .*|The P: is ignored\.)$"
+    r"^(\d+\.\d+ .* abc2midi|writing MIDI file \S+|\(Hint: .*|The P: is ignored\.|voice mapping:|(\S* *\d+ *)+)$"
 )
 
 # abc2midi error messages that do not change the notes: reported as warnings.
