@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .configs import RecipeError, make_stage_parser
 from .music.budget import OutputBudget
+from .music.errors import AbcError
 from .text_input import TextInputError, finite_number
 from .validate import TuneSelection, add_positional_input, check_tunes, print_results, read_tunes, select
 
@@ -56,8 +57,9 @@ def main(args: RenderArguments, budget: OutputBudget | None = None):
         raise RecipeError(f"--out {out} is a file; give a folder to write into")
     try:
         finite_number(args.timeout, "--timeout")
-    except TextInputError as err:
-        raise RecipeError(f"{err}") from None
+        budget = (budget or OutputBudget()).check()
+    except (TextInputError, AbcError) as err:
+        raise RecipeError(str(err)) from None
     tunes, warnings = read_tunes(args.tune)
     tunes = select(tunes, args)
     formats = ["abc"] + [

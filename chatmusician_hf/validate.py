@@ -68,7 +68,7 @@ def read_tunes(source: str) -> tuple[list[Tune], list[str]]:
         else:
             raise RecipeError(f"input file not found: {source}")
     except (TextInputError, TunebookError) as err:
-        raise RecipeError(f"{err}") from None
+        raise RecipeError(str(err)) from None
     name = "standard input" if source == "-" else source
     tunes = []
     for found in extract_tunes(text):
@@ -145,7 +145,7 @@ def main(args: TuneSelection):
     try:
         finite_number(args.timeout, "--timeout")
     except TextInputError as err:
-        raise RecipeError(f"{err}") from None
+        raise RecipeError(str(err)) from None
     tunes, warnings = read_tunes(args.tune)
     tunes = select(tunes, args)
     verdicts = check_tunes(tunes, args, lambda t: check_tune(t, timeout=args.timeout), quiet=args.json_report)
