@@ -165,7 +165,7 @@ def test_music21_multi_tune_files_split_as_music21_splits_them():
     """Every tune of music21's multi-tune files, with the reference numbers music21's own ABC reader finds."""
     from music21 import abcFormat, corpus
 
-    for name in ("oneills1850/0001-0050.abc", "josquin/milleRegrets.abc", "essenFolksong/han1.abc"):
+    for name in ("oneills1850/0001-0050.abc", "josquin/milleRegrets.abc", "essenFolksong/erk5.abc"):
         path = next(
             Path(p) for p in corpus.getPaths(fileExtensions=["abc"]) if Path(p).as_posix().endswith(name)
         )
