@@ -22,8 +22,7 @@ from pathlib import Path
 from .configs import RecipeError, make_stage_parser
 from .music.budget import OutputBudget
 from .music.errors import AbcError
-from .text_input import TextInputError, finite_number
-from .validate import TuneSelection, add_positional_input, check_tunes, print_results, read_tunes, select
+from .validate import TuneSelection, add_positional_input, print_results, run_checks, selected_tunes
 
 
 @dataclass
@@ -50,24 +49,22 @@ class RenderArguments(TuneSelection):
 def main(args: RenderArguments, budget: OutputBudget | None = None):
     from .music.verdicts import check_tune, output_stems
 
-    if not args.tune:
-        raise RecipeError("give an ABC file (or '-' for standard input)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RecipeError(f"--out {out} is a file; give a folder to write into")
     try:
-        finite_number(args.timeout, "--timeout")
         budget = (budget or OutputBudget()).check()
-    except (TextInputError, AbcError) as err:
+    except AbcError as err:
         raise RecipeError(str(err)) from None
-    tunes, warnings = read_tunes(args.tune)
-    tunes = select(tunes, args)
+    tunes, warnings = selected_tunes(args)
     formats = ["abc"] + [
         name for name, wanted in (("svg", args.svg), ("mid", args.midi), ("wav", args.wav)) if wanted
     ]
     if formats == ["abc"]:
         formats += ["svg", "mid", "wav"]
-    stems = dict(zip((t.index for t in tunes), output_stems(tunes, args.stem or _default_stem(args.tune)), strict=True))
+    stems = dict(
+        zip((t.index for t in tunes), output_stems(tunes, args.stem or _default_stem(args.tune)), strict=True)
+    )
 
     def render(tune):
         try:
@@ -76,7 +73,7 @@ def main(args: RenderArguments, budget: OutputBudget | None = None):
         except OSError as err:
             raise RecipeError(f"cannot write to {out}: {err.strerror}") from err
 
-    verdicts = check_tunes(tunes, args, render, quiet=args.json_report)
+    verdicts = run_checks(tunes, render, quiet=args.json_report)
     print_results(verdicts, warnings, args)
     if not args.json_report:
         _print_outputs(verdicts, out)

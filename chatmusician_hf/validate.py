@@ -55,30 +55,31 @@ class TuneSelection:
 
 def read_tunes(source: str) -> tuple[list[Tune], list[str]]:
     """The tunes of ``source`` and the reader's warnings; :class:`RecipeError` (one line) when it is unusable."""
-    from .music import extract_tunes
-
     try:
         if source != "-" and Path(source).suffix.lower() == TUNEBOOK_SUFFIX:
             book = read_tunebook(source)
             return book.tunes, book.warnings
         if source == "-":
-            text = decode_utf8(sys.stdin.buffer.read(), "standard input")
-        elif Path(source).is_file():
-            text = decode_utf8(Path(source).read_bytes(), source)
-        else:
-            raise RecipeError(f"input file not found: {source}")
+            return tunes_in_text(decode_utf8(sys.stdin.buffer.read(), "standard input"), "standard input"), []
+        if Path(source).is_file():
+            return tunes_in_text(decode_utf8(Path(source).read_bytes(), source), source), []
     except (TextInputError, TunebookError) as err:
         raise RecipeError(str(err)) from None
-    name = "standard input" if source == "-" else source
+    raise RecipeError(f"input file not found: {source}")
+
+
+def tunes_in_text(text: str, source: str) -> list[Tune]:
+    """The tunes ``extract_tunes`` finds in free text (a model's answer), each read as a one-tune tunebook so that it
+    gets the same treatment (directive policy, continuations, comments apart) and the text's line numbers."""
+    from .music import extract_tunes
+
     tunes = []
     for found in extract_tunes(text):
-        # each tune found goes through the tunebook reader too (directive policy, continuations, comments)
-        (tune,) = parse_tunebook(found.abc.encode(), name).tunes or (None,)
-        if tune is not None:
+        for tune in parse_tunebook(found.abc.encode(), source).tunes:
             shift = text.count("\n", 0, found.start)
-            tunes.append(dataclasses.replace(tune, index=len(tunes), line=tune.line + shift,
-                                             line_map=tuple(n + shift for n in tune.line_map)))  # fmt: skip
-    return tunes, []
+            moved = tuple(n + shift for n in tune.line_map)
+            tunes.append(dataclasses.replace(tune, index=len(tunes), line=tune.line + shift, line_map=moved))
+    return tunes
 
 
 def select(tunes: list[Tune], args: TuneSelection) -> list[Tune]:
@@ -101,7 +102,7 @@ def select(tunes: list[Tune], args: TuneSelection) -> list[Tune]:
     return tunes
 
 
-def check_tunes(tunes: list[Tune], args: TuneSelection, check, *, quiet: bool) -> list:
+def run_checks(tunes: list[Tune], check, *, quiet: bool) -> list:
     """``check(tune)`` for each tune with a progress bar on long tunebooks, printing each verdict line as it comes
     (``quiet``: none, as for a JSON report)."""
     from tqdm.auto import tqdm
@@ -137,9 +138,8 @@ def print_results(verdicts: list, warnings: list[str], args: TuneSelection) -> N
     print("\n".join(printable(line) for line in lines))
 
 
-def main(args: TuneSelection):
-    from .music.verdicts import check_tune
-
+def selected_tunes(args: TuneSelection) -> tuple[list[Tune], list[str]]:
+    """The tunes the options name, and the reader's warnings; :class:`RecipeError` for unusable options or input."""
     if not args.tune:
         raise RecipeError("give an ABC file (or '-' for standard input)")
     try:
@@ -147,8 +147,14 @@ def main(args: TuneSelection):
     except TextInputError as err:
         raise RecipeError(str(err)) from None
     tunes, warnings = read_tunes(args.tune)
-    tunes = select(tunes, args)
-    verdicts = check_tunes(tunes, args, lambda t: check_tune(t, timeout=args.timeout), quiet=args.json_report)
+    return select(tunes, args), warnings
+
+
+def main(args: TuneSelection):
+    from .music.verdicts import check_tune
+
+    tunes, warnings = selected_tunes(args)
+    verdicts = run_checks(tunes, lambda t: check_tune(t, timeout=args.timeout), quiet=args.json_report)
     print_results(verdicts, warnings, args)
     return verdicts
 

@@ -138,3 +138,12 @@ def test_unreadable_files_are_counted_not_fatal(tmp_path, folder, capsys):
     assert json.loads(next((tmp_path / "cache" / "tunebooks").glob("*/counts.json")).read_text())[
         "unreadable"
     ]
+
+
+def test_tunes_are_checked_in_worker_processes_in_order():
+    from chatmusician_hf.music.batch import check_tunes
+
+    tunes = read_tunebook(SESSION).tunes
+    pooled = check_tunes(tunes, workers=2, chunk_size=2)
+    assert [verdict.tune.x for verdict in pooled] == ["1", "2", "3", "4", "5"]
+    assert [verdict.valid for verdict in pooled] == [True, True, False, True, True]

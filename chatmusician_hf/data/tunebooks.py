@@ -136,12 +136,16 @@ def load_tunebook_source(name: str, path: Path, tasks: bool, data_args: DataArgu
 
     from datasets import Dataset, DatasetDict
 
+    from ..abc import directives, standalone
+    from ..music import validate
+    from . import corpus
     from . import tasks as task_module
     from .packing import source_digest
 
     fraction, seed = data_args.validation_fraction, data_args.dataset_seed
     digest = hashlib.sha256(f"{fraction}|{seed}|{data_args.abc_filter}|{tasks}".encode())
-    digest.update(source_digest(sys.modules[__name__], tunebook, charsets, task_module).encode())
+    code = (sys.modules[__name__], tunebook, standalone, charsets, directives, corpus, task_module, validate)
+    digest.update(source_digest(*code).encode())
     for file in tunebook_files(path):
         digest.update(
             f"{file.relative_to(path if path.is_dir() else path.parent)}\0".encode() + file.read_bytes()
@@ -168,7 +172,7 @@ def load_tunebook_source(name: str, path: Path, tasks: bool, data_args: DataArgu
                             for split, kept in splits.items() if kept})  # fmt: skip
         return task_module.build_tasks(rows, seed) if tasks else rows
 
-    splits = cached_dataset(folder / "rows", build)
+    splits = cached_dataset(folder / "dataset", build)
     counts_file = folder / "counts.json"
     if counts:
         counts_file.write_text(json.dumps(counts, indent=2) + "\n")

@@ -33,14 +33,9 @@ def check_text(text: str, timeout: float = 10.0) -> TextCheck:
         return TextCheck(len(tunes), None)
 
 
-def tune_verdict(tune, timeout: float = 10.0):
-    """The :class:`~.verdicts.TuneVerdict` of a tunebook's tune (validation only)."""
-    return check_tune(tune, timeout=timeout)
-
-
 def _check_chunk(args: tuple) -> list:
     check, items, timeout = args
-    return [check(item, timeout) for item in items]
+    return [check(item, timeout=timeout) for item in items]
 
 
 def check_texts(texts: list[str], **options) -> list[TextCheck]:
@@ -49,8 +44,8 @@ def check_texts(texts: list[str], **options) -> list[TextCheck]:
 
 
 def check_tunes(tunes: list, **options) -> list:
-    """:func:`tune_verdict` for every :class:`~chatmusician_hf.abc.tunebook.Tune`, in parallel."""
-    return check_all(tune_verdict, tunes, **options)
+    """:func:`~.verdicts.check_tune` (validation only) for every tune of a tunebook, in parallel."""
+    return check_all(check_tune, tunes, **options)
 
 
 def check_all(
@@ -62,7 +57,7 @@ def check_all(
     progress: bool = False,
     chunk_size: int = 64,
 ) -> list:
-    """``check(item, timeout)`` for every item, ``workers`` processes (default: the CPU count) in parallel."""
+    """``check(item, timeout=timeout)`` for every item, ``workers`` processes (default: the CPU count) in parallel."""
     workers = workers or os.cpu_count() or 1
     chunks = [(check, items[i : i + chunk_size], timeout) for i in range(0, len(items), chunk_size)]
     results: list = []
