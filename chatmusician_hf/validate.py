@@ -126,7 +126,7 @@ def print_results(verdicts: list, warnings: list[str], args: TuneSelection) -> N
     if args.json_report:
         record = {"input": args.tune, "tunes": [v.to_dict() for v in verdicts], "summary": summary(verdicts),
                   "warnings": warnings}  # fmt: skip
-        print(json.dumps(record, indent=2, ensure_ascii=False))
+        print(json.dumps(record, indent=2))  # ASCII: no control character of a title reaches a terminal
         return
     for warning in warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)

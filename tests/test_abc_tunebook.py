@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,19 @@ def test_music21_multi_tune_files_split_as_music21_splits_them():
         handler.close()
         assert [tune.number for tune in book.tunes] == numbers, name
         assert all(tune.title and "K:" in tune.abc for tune in book.tunes)
+
+
+def test_unterminated_blocks_take_linear_time():
+    """Each ``%%begin...`` looks for its end line; 20,000 of them with none must not make that quadratic."""
+    raw = b"X:1\nK:C\nC|\n\n" + b"%%beginps\n\n" * 20_000 + b"X:2\nK:G\nG|\n"
+    start = time.perf_counter()
+    book = parse_tunebook(raw)
+    assert time.perf_counter() - start < 10
+    assert [t.x for t in book.tunes] == ["1", "2"] and len(book.free_text) == 20_000
+
+
+def test_an_unreadable_file_is_one_line(tmp_path):
+    folder = tmp_path / "book.abc"
+    folder.mkdir()
+    with pytest.raises(TunebookError, match="no such file"):
+        read_tunebook(folder)

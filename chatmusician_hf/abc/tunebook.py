@@ -15,6 +15,7 @@ lines inside a ``%%begin...`` / ``%%end...`` block do not split it.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ MAX_FILE_BYTES = 64 * 2**20  # far beyond any tunebook (music21's largest file i
 
 _BLANK = re.compile(rb"[ \t]*")
 _BEGIN = re.compile(rb"[ \t]*%%[ \t]*begin([A-Za-z]*)", re.IGNORECASE)
+_END = re.compile(rb"[ \t]*%%[ \t]*end([A-Za-z]*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,11 @@ def read_tunebook(path) -> TuneBook:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise TunebookError(f"{path} is {size:,} bytes; a tunebook may have at most {MAX_FILE_BYTES:,}")
-    return parse_tunebook(path.read_bytes(), str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise TunebookError(f"{path}: cannot read it: {err.strerror}") from None
+    return parse_tunebook(raw, str(path))
 
 
 def parse_tunebook(raw: bytes, source: str = "<text>") -> TuneBook:
@@ -95,6 +101,11 @@ def parse_tunebook(raw: bytes, source: str = "<text>") -> TuneBook:
 
 def _blocks(lines: list[tuple[int, bytes]]):
     """The runs of non-empty lines; a ``%%begin...`` block that has its ``%%end...`` stays whole."""
+    ends: dict[bytes, list[int]] = {}  # block name -> indexes of its end lines, in order
+    for index, (_, line) in enumerate(lines):
+        end = _END.match(line)
+        if end:
+            ends.setdefault(end.group(1).lower(), []).append(index)
     block: list[tuple[int, bytes]] = []
     index = 0
     while index < len(lines):
@@ -107,12 +118,11 @@ def _blocks(lines: list[tuple[int, bytes]]):
             continue
         block.append((number, line))
         begin = _BEGIN.match(line)
-        if begin:
-            end_line = re.compile(rb"[ \t]*%%[ \t]*end" + re.escape(begin.group(1)), re.IGNORECASE)
-            end = next((i for i in range(index + 1, len(lines)) if end_line.match(lines[i][1])), None)
-            if end is not None:
-                block.extend(lines[index + 1 : end + 1])
-                index = end
+        candidates = ends.get(begin.group(1).lower(), []) if begin else []
+        after = bisect.bisect_right(candidates, index)
+        if after < len(candidates):
+            block.extend(lines[index + 1 : candidates[after] + 1])
+            index = candidates[after]
         index += 1
     if block:
         yield block
