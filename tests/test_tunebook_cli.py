@@ -159,3 +159,12 @@ def test_a_long_tunebook_shows_a_progress_bar_on_a_terminal(tmp_path):
     assert "25/25" in output and "long.abc:169 X:25 'Tune 25': valid" in output
     piped = run_cli("validate", str(book))
     assert "25/25" not in piped.stderr + piped.stdout  # a pipe gets the verdicts alone
+
+
+def test_output_stems_never_share_a_file_name():
+    from chatmusician_hf.abc.tunebook import parse_tunebook
+    from chatmusician_hf.music.verdicts import output_stems
+
+    book = parse_tunebook(b"X:1/2\nK:C\nC|\n\nX:1_2\nK:C\nC|\n\nX:7\nK:C\nC|\n\nT:None\nK:C\nC|\n")
+    assert output_stems(book.tunes, "b") == ["b-1_2", "b-n2", "b-7", "b-n4"]
+    assert output_stems(book.tunes[:1], "b") == ["b"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..abc.tunebook import Tune
 from .budget import OutputBudget
 from .errors import AbcError
-from .rendering import render_abc
+from .rendering import render_abc, safe_stem
 from .validate import ValidationReport, directive_issues, validate_abc
 
 UNUSABLE = "unusable"  # the reason of a tune the ABC layer refuses outright (empty, too long, binary)
@@ -107,9 +107,10 @@ def output_stems(tunes: list[Tune], stem: str) -> list[str]:
     used: set[str] = set()
     stems = []
     for tune in tunes:
-        name = f"{stem}-{tune.x}" if tune.x else f"{stem}-n{tune.index + 1}"
+        # compared as file names: X:1/2 and X:1_2 both become "-1_2", and must not share files
+        name = safe_stem(f"{stem}-{tune.x}" if tune.x else f"{stem}-n{tune.index + 1}")
         if name in used:
-            name = f"{stem}-n{tune.index + 1}"
+            name = safe_stem(f"{stem}-n{tune.index + 1}")
         used.add(name)
         stems.append(name)
     return stems
@@ -130,8 +131,8 @@ def summary(verdicts: list[TuneVerdict]) -> dict:
 def summary_table(verdicts: list[TuneVerdict]) -> str:
     """The summary as a small text table: the counts, then the invalid tunes per reason, most common first."""
     counts = summary(verdicts)
-    lines = [f"{'tunes':>7} {'valid':>7} {'invalid':>7}", f"{counts['tunes']:>7} {counts['valid']:>7} "
-             f"{counts['invalid']:>7}"]  # fmt: skip
+    header = f"{'tunes':>7} {'valid':>7} {'invalid':>7}"
+    lines = [header, f"{counts['tunes']:>7} {counts['valid']:>7} {counts['invalid']:>7}"]
     if counts["reasons"]:
         lines.append("invalid tunes by reason:")
         width = max(len(reason) for reason in counts["reasons"])
