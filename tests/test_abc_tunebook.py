@@ -98,8 +98,10 @@ def test_a_header_before_x1_with_no_empty_line_is_still_the_file_header():
 
 
 def test_a_tune_without_x_is_a_tune_without_a_number():
-    (tune,) = parse_tunebook(b"T:No Number\nM:2/4\nK:D\nDEFG|ABcd|\n").tunes
-    assert tune.x is None and tune.number is None and tune.title == "No Number" and tune.line == 1
+    book = parse_tunebook("T:No N\xfamber\nM:2/4\nK:D\nDEFG|ABcd|\n".encode("latin-1"))
+    (tune,) = book.tunes
+    assert tune.x is None and tune.number is None and tune.title == "No N\xfamber" and tune.line == 1
+    assert len(book.warnings) == 1  # its bytes are decoded once
 
 
 def test_latin1_declared_in_the_file_header(tmp_path):

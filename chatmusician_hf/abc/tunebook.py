@@ -151,16 +151,18 @@ class _Reader:
 
     def _lead(self, lines: list[tuple[int, bytes]]) -> None:
         """Lines before any X: in a block: comments, the file header, a tune without X:, or free text."""
+        # what the lines are is told by their ASCII, which latin-1 keeps whatever the character set
+        content = [t for t in (b.decode("latin-1") for _, b in lines) if not is_comment(t)]
+        letters = [field_letter(t) for t in content]
+        if content and letters[0] not in (None, "+") and "K" in letters:
+            self._tune(lines)
+            return
         declared = next((d for d in map(declared_charset, (b for _, b in lines)) if d), self.charset)
         text = list(zip((n for n, _ in lines), self._decode(lines, declared, lines[0][0])[0], strict=True))
-        content = [t for _, t in text if not is_comment(t)]
-        letters = [field_letter(t) for t in content]
         if not content:
             self.book.comments.extend(text)
         elif not self.started and "K" not in letters and all(map(is_directive_or_field, content)):
             self._extend_header(text, declared)
-        elif letters[0] not in (None, "+") and "K" in letters:
-            self._tune(lines)
         else:
             self.started = True
             self.book.free_text.append(TextBlock(lines[0][0], "\n".join(t for _, t in text)))
