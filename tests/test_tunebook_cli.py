@@ -168,3 +168,17 @@ def test_output_stems_never_share_a_file_name():
     book = parse_tunebook(b"X:1/2\nK:C\nC|\n\nX:1_2\nK:C\nC|\n\nX:7\nK:C\nC|\n\nT:None\nK:C\nC|\n")
     assert output_stems(book.tunes, "b") == ["b-1_2", "b-n2", "b-7", "b-n4"]
     assert output_stems(book.tunes[:1], "b") == ["b"]
+
+
+def test_render_writes_every_tune_of_a_music21_tunebook(tmp_path, capsys):
+    from music21 import corpus
+
+    path = next(p for p in corpus.getPaths(fileExtensions=["abc"]) if Path(p).as_posix().endswith("erk5.abc"))
+    tunes = read_tunebook(path).tunes
+    assert cli_main(["render", str(path), "--midi", "--out", str(tmp_path), "--json_report"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert len(record["tunes"]) == len(tunes) == 27
+    for tune, verdict in zip(tunes, record["tunes"], strict=True):
+        assert verdict["paths"]["abc"] == str(tmp_path / f"erk5-{tune.x}.abc")
+        assert Path(verdict["paths"]["mid"]).read_bytes()[:4] == b"MThd"
+    assert len(list(tmp_path.glob("erk5-*.mid"))) == 27
