@@ -24,7 +24,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "chat": ("chatmusician_hf.chat", "Chat with a model in the terminal: multi-line input, streaming, --render DIR."),
     "generate": ("chatmusician_hf.generate", "Answer a JSONL file of prompts in batches; tunes extracted and validated."),
     "quickstart": ("chatmusician_hf.quickstart", "The whole pipeline on the embedded default, no network: train, merge, evaluate, report."),
-    "render": ("chatmusician_hf.render", "Render an ABC tune to SVG sheet music, MIDI and WAV; print its validation."),
+    "render": ("chatmusician_hf.render", "Render the tunes of an ABC file to SVG sheet music, MIDI and WAV; print their validation."),
+    "validate": ("chatmusician_hf.validate", "Check every tune of an ABC file: a verdict per tune and a summary table."),
 }
 
 

@@ -92,10 +92,15 @@ def test_render_refuses_bad_bytes_and_an_out_that_is_a_file(tmp_path):
         cli("render", "-", "--out", str(tmp_path / "o"), stdin=b"X:1\nK:C\n\xffCDE|\n"), "render"
     )
     assert line.endswith("standard input is not valid UTF-8 (byte 0xff at offset 8); save it as UTF-8 first")
-    latin1 = tmp_path / "latin1.abc"
+    latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("X:1\nT:Caf\u00e9\nK:C\nCDE|\n".encode("latin-1"))
     line = one_line_error(cli("render", str(latin1), "--out", str(tmp_path / "o")), "render")
     assert f"{latin1} is not valid UTF-8 (byte 0xe9 at offset 9)" in line
+    # an .abc file is a tunebook, read as ABC 2.1 says: its declared character set, else UTF-8, else latin-1
+    book = latin1.rename(tmp_path / "latin1.abc")
+    run = cli("render", str(book), "--midi", "--out", str(tmp_path / "book"))
+    assert run.returncode == 0 and "byte 0xe9 is not utf-8 (not declared); read as ISO-8859-1" in run.stderr.decode()
+    assert "T:Caf\u00e9" in (tmp_path / "book" / "latin1.abc").read_text(encoding="utf-8")
     taken = tmp_path / "taken.txt"
     taken.write_text("keep me")
     tune = tmp_path / "tune.abc"

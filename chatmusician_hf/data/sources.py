@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..configs import RecipeError, unknown_key_message
-from .config import MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
+from .config import ABC_TASKS_PREFIX, MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
 from .corpus import in_validation
 
 TEXT_COLUMNS = ("text", "src")
@@ -130,6 +130,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
     """Every split of one source, as a DatasetDict (or IterableDatasetDict when streaming)."""
     import datasets
 
+    from .tunebooks import load_tunebook_source, tunebook_source
+
     path = spec.path
     if path == MUSIC21_CORPUS:
         from .corpus import build_music21_corpus
@@ -143,6 +145,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
             seed=data_args.dataset_seed,
             validation_fraction=data_args.validation_fraction or 0.05,
         )
+    elif (tunebooks := tunebook_source(path)) is not None:
+        splits = load_tunebook_source(path, *tunebooks, data_args)
     elif Path(path).expanduser().is_dir() and (
         (Path(path).expanduser() / "dataset_dict.json").is_file()
         or (Path(path).expanduser() / "state.json").is_file()
@@ -256,9 +260,12 @@ def normalize_columns(ds, spec: SourceSpec, kind: str, default_text_column: str 
     else:
         missing = [c for c in ("instruction", "output") if c not in names]
         if missing:
+            from .tunebooks import tunebook_source
+
+            tasks = tunebook_source(spec.path) and f" For SFT tasks built from its tunes, use '{ABC_TASKS_PREFIX}{spec.path}'."
             raise DatasetSourceError(
                 f"{spec.path}: SFT rows need instruction/input/output columns (MusicPile-sft's schema); missing "
-                f"{', '.join(missing)} (columns: {', '.join(names)})."
+                f"{', '.join(missing)} (columns: {', '.join(names)}).{tasks or ''}"
             )
     names = _column_names(ds)
     fill = {c: (spec.path if c == "src" else "") for c in wanted if c not in names}

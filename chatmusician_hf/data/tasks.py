@@ -1,4 +1,4 @@
-"""SFT tasks built from music21's tunes, in MusicPile-sft's schema (``instruction``, ``input``, ``output``, ``src``,
+"""SFT tasks built from ABC tunes (music21's, or a folder's: :mod:`.tunebooks`), in MusicPile-sft's schema (``instruction``, ``input``, ``output``, ``src``,
 ``id``), modelled on ChatMusician's task families:
 
 - ``text_to_abc``: "Using ABC notation, recreate the given text as a musical score." + the header as
@@ -170,7 +170,7 @@ def _row(tune: CorpusTune, family: str, instruction: str, input: str, output: st
         "instruction": instruction,
         "input": input,
         "output": output,
-        "src": f"music21-tasks/{family}",
+        "src": f"{tune.src.split('/')[0]}-tasks/{family}",  # music21-tasks/form, my_tunes-tasks/form
         "id": f"{tune.id}/{family}{suffix}",
     }
 
@@ -253,14 +253,14 @@ def _load_transpose_abc(families):
     return transpose_abc
 
 
-def build_music21_tasks(
+def build_tasks(
+    corpus,
     seed: int = 42,
-    validation_fraction: float = 0.05,
     families: tuple[str, ...] = FAMILIES,
     max_tunes: int | None = None,
     transpose_fraction: float = 0.1,
 ):
-    """The task set as a ``DatasetDict`` with ``train`` and ``validation`` splits, split by tune.
+    """The task set over ``corpus`` (a ``DatasetDict`` of tunes in MusicPile's schema), split as the corpus is.
 
     ``transpose_fraction`` of the tunes get a transpose task (each runs abc2abc, about 10 ms); ``max_tunes`` limits
     each split to its first tunes, for quick runs.
@@ -272,12 +272,11 @@ def build_music21_tasks(
     if unknown:
         raise ValueError(f"unknown task families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
     transpose_abc = _load_transpose_abc(families)
-    corpus = build_music21_corpus(validation_fraction, seed)
     out = {}
     for split, rows in corpus.items():
         records = []
         tunes = rows if max_tunes is None else rows.select(range(min(max_tunes, len(rows))))
-        for row in tqdm(tunes, desc=f"music21 tasks ({split})", unit="tunes"):
+        for row in tqdm(tunes, desc=f"tasks ({split})", unit="tunes"):
             tune = CorpusTune(id=row["id"], text=row["text"], src=row["src"])
             records.extend(tasks_for_tune(tune, seed, families, transpose_abc, transpose_fraction))
         columns = ("instruction", "input", "output", "src", "id")
@@ -285,20 +284,30 @@ def build_music21_tasks(
     return DatasetDict(out)
 
 
+def build_music21_tasks(
+    seed: int = 42,
+    validation_fraction: float = 0.05,
+    families: tuple[str, ...] = FAMILIES,
+    max_tunes: int | None = None,
+    transpose_fraction: float = 0.1,
+):
+    """:func:`build_tasks` over music21's tunes, with ``train`` and ``validation`` splits, split by tune."""
+    corpus = build_music21_corpus(validation_fraction, seed)
+    return build_tasks(corpus, seed, families, max_tunes, transpose_fraction)
+
+
 def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float = 0.05):
     """:func:`build_music21_tasks` with all families, saved under ``cache_root`` on first use and loaded after.
 
     The folder name hashes the arguments, this module's and the corpus module's code, and the music21 version.
     """
-    import os
-    import shutil
     import sys
     from pathlib import Path
 
     import music21
-    from datasets import load_from_disk
 
     from . import corpus
+    from .config import cached_dataset
     from .packing import source_digest
 
     key = hashlib.sha256(
@@ -312,13 +321,4 @@ def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float 
         ).encode()
     ).hexdigest()[:16]
     folder = Path(cache_root) / "music21-tasks" / key
-    if (folder / "dataset_dict.json").is_file():
-        return load_from_disk(str(folder))
-    tasks = build_music21_tasks(seed=seed, validation_fraction=validation_fraction)
-    partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
-    tasks.save_to_disk(str(partial))
-    if folder.exists():  # another process finished first
-        shutil.rmtree(partial, ignore_errors=True)
-    else:
-        os.replace(partial, folder)
-    return load_from_disk(str(folder))
+    return cached_dataset(folder, lambda: build_music21_tasks(seed=seed, validation_fraction=validation_fraction))
