@@ -76,11 +76,13 @@ def bar_pending(s: TrackerState, c: str):
         s.ctx = MUSIC
         return bar(s, BAR_REP)
     s.ctx = MUSIC
-    if not bar(s, SINGLE):
-        return False
-    if c in DIGITS:
-        return start_ending(s, c)
-    return AGAIN
+    return bar(s, SINGLE) and _after_bar_line(s, c)
+
+
+def _after_bar_line(s: TrackerState, c: str):
+    """The character after a bar line that it does not belong to: a digit starts an ending ("|1", ":|2"),
+    anything else is read again in the music."""
+    return start_ending(s, c) if c in DIGITS else AGAIN
 
 
 def double_bar(s: TrackerState, c: str):
@@ -114,9 +116,7 @@ def colon_bar(s: TrackerState, c: str):
     if c == "|":
         s.ctx = DOUBLE_BAR  # :|| and :||: (end and start of repeats)
         return True
-    if c in DIGITS:
-        return start_ending(s, c)
-    return AGAIN
+    return _after_bar_line(s, c)
 
 
 def bar(s: TrackerState, kind: str) -> bool:

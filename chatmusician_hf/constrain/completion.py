@@ -14,10 +14,10 @@ from itertools import chain, islice
 
 from quicktions import Fraction
 
+from ..abc.lengths import MAX_LENGTH_NUMBER, length_spellings
 from ..abc.lexicon import BODY_FIELDS
 from . import state
 from .dispatch import can_end, feed
-from .durations import MAX_LENGTH_NUMBER, length_spellings
 from .state import EXPECT_REPEAT, SKIP_OPEN, TrackerState
 
 MAX_COMPLETION_CHARS = 64  # completion() gives up past this (the invariant says it never needs to)

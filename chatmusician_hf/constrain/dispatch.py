@@ -8,7 +8,7 @@ it again there.
 from __future__ import annotations
 
 from . import bars, durations, endings, header, lexer, lines, notes, state
-from .fields import FIELD_VALUE_GRAMMARS
+from .header import GRAMMAR_FIELDS
 from .state import (
     AGAIN,
     COMMENT,
@@ -99,6 +99,6 @@ def accepts_any_char(s: TrackerState) -> bool:
     """True where any non-ASCII character is valid (prose, comments, field text): used for partial UTF-8."""
     if s.ctx in (IN_PROSE, COMMENT, HEADER_COMMENT):
         return True
-    if s.ctx == FIELD_VALUE and s.fletter not in FIELD_VALUE_GRAMMARS:
+    if s.ctx == FIELD_VALUE and s.fletter not in GRAMMAR_FIELDS:
         return True
     return s.ctx == QUOTED and s.fbuf[:1] in ("^", "_", "<", ">", "@")  # an annotation, not a chord symbol

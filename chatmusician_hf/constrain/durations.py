@@ -8,18 +8,12 @@ import re
 
 from quicktions import Fraction
 
+from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, length_spellings
 from ..abc.lexicon import DIGITS
-from .fields import is_compound
+from ..abc.meters import tuplet_ratio
 from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, TrackerState
 
-MAX_LENGTH_NUMBER = 64
 MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
-BROKEN_FACTORS = {  # (left, right) multipliers for > >> >>> (and swapped for <)
-    1: (Fraction(3, 2), Fraction(1, 2)),
-    2: (Fraction(7, 4), Fraction(1, 4)),
-    3: (Fraction(15, 8), Fraction(1, 8)),
-}
-DEFAULT_TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # 5, 7, 9: 3 in compound meter, else 2
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
 _TUPLET_SPEC = re.compile(r"[2-9](?::[1-9]?(?::[1-9]?)?)?")
@@ -164,36 +158,6 @@ def _shortest_completion(length: str) -> Fraction:
     return numerator / {"1": 16, "3": 32, "6": 64}.get(bottom, int(bottom))
 
 
-def length_spellings(multiplier: Fraction) -> list[str]:
-    """The ways to write a note length of ``multiplier`` units (``""`` for 1, ``3/2``, ``/``, ``/4``, ``//``)."""
-    n, d = multiplier.numerator, multiplier.denominator
-    if d & (d - 1) or n > MAX_LENGTH_NUMBER or d > 64:
-        return []
-    if d == 1:
-        return ["" if n == 1 else str(n)]
-    spellings = [f"{n}/{d}"]
-    if n == 1:
-        spellings += [f"/{d}", "/" * (d.bit_length() - 1)]
-    if d == 2:
-        spellings.append(f"{n}/")
-    return spellings
-
-
-def length_value(length: str) -> Fraction | None:
-    if not length:
-        return Fraction(1)
-    if "/" not in length:
-        return Fraction(int(length))
-    top, _, rest = length.partition("/")
-    numerator = int(top) if top else 1
-    slashes = 1 + len(rest) - len(rest.lstrip("/"))
-    digits = rest.lstrip("/")
-    denominator = int(digits) if digits else 2**slashes
-    if denominator & (denominator - 1):
-        return None  # only binary fractions: /3 is not a note length abc2midi plays as written
-    return Fraction(numerator, denominator)
-
-
 # broken rhythm: > or < after an element, then the right-hand element
 def broken_start(s: TrackerState, c: str) -> bool:
     if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace:
@@ -237,16 +201,12 @@ def tuplet(s: TrackerState, c: str):
             return False
         s.fbuf = spec
         return True
-    parts = s.fbuf.split(":")
+    parts = s.fbuf.split(":")  # (p from 2 to 9, q and r from 1 to 9: the spec's grammar)
     p = int(parts[0])
-    q = int(parts[1]) if len(parts) > 1 and parts[1] else DEFAULT_TUPLET_Q.get(p)
-    if q is None:
-        q = 3 if is_compound(s.meter_num) else 2
+    q = int(parts[1]) if len(parts) > 1 and parts[1] else None
     r = int(parts[2]) if len(parts) > 2 and parts[2] else p
-    if p < 2 or q < 1 or r < 1:
-        return False
     s.tup_left = r
-    s.tup_factor = Fraction(q, p)
+    s.tup_factor = tuplet_ratio(p, q, s.meter_num)
     if s.bar_len is not None and s.strict:
         if r * shortest_note(s) > s.bar_len - s.bar:
             return False  # its notes could not all fit the bar, however short

@@ -1,23 +1,20 @@
 """Field lines: the tune header up to ``K:``, and the fields of the body (``V:`` lines, inline ``[K:D]``...).
 
-A field value is judged while it is typed (the grammars of :mod:`.fields`, matched partially), and what it means
-is applied when it ends: ``M:`` and ``L:`` set the bar and unit lengths, ``V:`` switches voices, ``P:`` names and
-defines parts, and the header's ``K:`` starts the body.
+A field value is judged while it is typed, by the grammars of the ABC core (:mod:`chatmusician_hf.abc`) matched
+partially: a prefix that can still become valid is accepted, one that cannot is rejected at the character that
+breaks it. Strict mode takes the strict grammars (what a model may write), lenient mode abc2midi's own. What a
+value means is applied when it ends: ``M:`` and ``L:`` set the bar and unit lengths, ``V:`` switches voices,
+``P:`` names and defines parts, and the header's ``K:`` starts the body.
 """
 
 from __future__ import annotations
 
-from .fields import (
-    FIELD_VALUE_GRAMMARS,
-    HEADER_KEY_VALUE,
-    STRICT_HEADER_KEY_VALUE,
-    STRICT_KEY_VALUE,
-    default_unit_length,
-    parse_length,
-    parse_meter,
-    value_complete,
-    value_prefix_ok,
-)
+import regex
+
+from ..abc.keys import HEADER_KEY_VALUE, KEY_VALUE, STRICT_HEADER_KEY_VALUE, STRICT_KEY_VALUE
+from ..abc.lengths import LENIENT_UNIT_LENGTH_VALUE, UNIT_LENGTH_VALUE, parse_unit_length
+from ..abc.lexicon import without_comment
+from ..abc.meters import LENIENT_METER_VALUE, METER_VALUE, default_unit_length, parse_meter
 from .state import (
     BODY,
     BODY_LINE_START,
@@ -31,6 +28,14 @@ from .state import (
 )
 
 MAX_FIELD_CHARS = 200
+REFERENCE_VALUE = regex.compile(r"\s*\d{1,6}\s*")
+# The value grammars of the fields other than K: (strict, lenient); the fields without one take any text.
+_GRAMMARS = {
+    "M": (METER_VALUE, LENIENT_METER_VALUE),
+    "L": (UNIT_LENGTH_VALUE, LENIENT_UNIT_LENGTH_VALUE),
+    "X": (REFERENCE_VALUE, REFERENCE_VALUE),
+}
+GRAMMAR_FIELDS = frozenset("K") | frozenset(_GRAMMARS)
 
 
 def start_header(s: TrackerState) -> None:
@@ -120,8 +125,20 @@ def _grammar(s: TrackerState, letter: str):
     if letter == "K":  # abc2midi: "First K: field must specify key signature"; strict: no unknown words
         if s.mode == HEADER:
             return STRICT_HEADER_KEY_VALUE if s.strict else HEADER_KEY_VALUE
-        return STRICT_KEY_VALUE if s.strict else FIELD_VALUE_GRAMMARS[letter]
-    return FIELD_VALUE_GRAMMARS.get(letter)
+        return STRICT_KEY_VALUE if s.strict else KEY_VALUE
+    grammars = _GRAMMARS.get(letter)
+    return None if grammars is None else grammars[0 if s.strict else 1]
+
+
+def value_prefix_ok(grammar, value: str) -> bool:
+    """True while ``value`` (a field value being typed, comment allowed after ``%``) can still be valid."""
+    if "%" in value:
+        return grammar.fullmatch(without_comment(value)) is not None
+    return grammar.fullmatch(value, partial=True) is not None
+
+
+def value_complete(grammar, value: str) -> bool:
+    return grammar.fullmatch(without_comment(value)) is not None
 
 
 def _end_field(s: TrackerState, letter: str, value: str) -> bool:
@@ -130,7 +147,7 @@ def _end_field(s: TrackerState, letter: str, value: str) -> bool:
         return False
     in_header = s.mode == HEADER
     if letter == "M":
-        bar_len, numerator = parse_meter(value)
+        bar_len, numerator = parse_meter(value, strict=s.strict)
         if not in_header and bar_len is not None and s.bar > bar_len:
             return False  # a meter change in mid-bar would leave the bar overfull: no way to go on
         if in_header:
@@ -139,7 +156,7 @@ def _end_field(s: TrackerState, letter: str, value: str) -> bool:
         if in_header and s.header_unit is None:
             s.unit = default_unit_length(bar_len)
     elif letter == "L":
-        unit = parse_length(value)
+        unit = parse_unit_length(value, strict=s.strict)
         if in_header:
             s.header_unit = unit
         s.unit = unit

@@ -4,16 +4,17 @@ symbols and annotations, ``!decorations!``, ``(`` slurs and tuplets). Notes and 
 
 from __future__ import annotations
 
-import regex
-
 from ..abc.lexicon import (
     ACCIDENTALS,
     BAR_REP,
+    CHORD_SYMBOL,
     DECORATION_SHORTCUTS,
     DIGITS,
     DOUBLE,
     DOUBLE_REP,
+    FINGERING,
     INLINE_FIELDS,
+    LENIENT_CHORD_SYMBOL,
     MULTI_REST_LETTERS,
     NOTE_LETTERS,
     REP_BAR,
@@ -23,11 +24,10 @@ from ..abc.lexicon import (
     THICK_THIN,
     THIN_THICK,
 )
+from ..abc.lexicon import DECORATION as DECORATION_NAME
 from .bars import bar, bar_would_pass
 from .durations import broken_start, can_start_note, tuplet_start
 from .endings import start_ending, start_mid_bar_ending
-from .fields import CHORD_SYMBOL, LENIENT_CHORD_SYMBOL
-from .fields import DECORATION as DECORATION_NAME
 from .header import clean_for_field
 from .notes import MAX_SLUR_DEPTH, MULTI_REST, NOTE, REST, bar_allowed, open_chord, start_note
 from .state import (
@@ -50,7 +50,6 @@ from .state import (
 )
 
 MAX_QUOTED_CHARS = 40
-_FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 # What may follow a decoration shortcut: abc2midi reads ~{g}A, L(3ABc, ~"C"A, ~!trill!A as "Malformed note"
 _AFTER_DECORATION = frozenset("ABCDEFGabcdefgzx^_=[") | DECORATION_SHORTCUTS
 
@@ -213,8 +212,7 @@ def _quoted_ok(s: TrackerState, text: str, partial: bool) -> bool:
     grammar = CHORD_SYMBOL if s.strict else LENIENT_CHORD_SYMBOL
     if grammar.fullmatch(text, partial=partial) is not None:
         return True
-    # abc2midi takes any text after a fingering digit 0-5 ("04", "2nd time"); "6" or "9" is an error for it
-    return _FINGERING.fullmatch(text, partial=partial) is not None
+    return FINGERING.fullmatch(text, partial=partial) is not None
 
 
 def decoration(s: TrackerState, c: str) -> bool:

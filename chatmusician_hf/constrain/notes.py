@@ -7,6 +7,7 @@ other character ends it, which times it (:func:`finish_element`).
 
 from __future__ import annotations
 
+from ..abc.lengths import note_length
 from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS
 from .durations import (
     MAX_STRICT_SLASHES,
@@ -15,7 +16,6 @@ from .durations import (
     can_start_note,
     length_can_fit,
     length_prefix_ok,
-    length_value,
     unplayed,
 )
 from .state import (
@@ -116,9 +116,9 @@ def note(s: TrackerState, c: str):
 
 
 def finish_element(s: TrackerState) -> bool:
-    kind, multiplier = s.el, length_value(s.el_len)
+    kind, multiplier = s.el, note_length(s.el_len)
     if multiplier is None:
-        return False
+        return False  # (A/3: only binary fractions, which abc2midi plays as written)
     s.el = ""
     if s.grace:
         s.grace_n += 1

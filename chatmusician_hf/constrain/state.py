@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from quicktions import Fraction
 
-from .fields import default_unit_length
+from ..abc.meters import COMMON_TIME, Meter, default_unit_length
 
 # Modes: where in the text the tracker is.
 PROSE = "prose"  # free text around tunes
@@ -86,7 +86,7 @@ class TrackerState:
         self.fbuf = ""  # field value / quoted text / decoration / tuplet spec / ending being read
         self.finline = False
         self.deco_close = "!"
-        self.header_meter: tuple[Fraction | None, int] = (Fraction(1), 4)
+        self.header_meter: Meter = COMMON_TIME
         self.header_unit: Fraction | None = None
         self.voices: dict[str, tuple] = {}
         self.voice = ""

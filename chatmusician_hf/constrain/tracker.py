@@ -20,6 +20,9 @@ This class is their public face.
 
 from __future__ import annotations
 
+from quicktions import Fraction
+
+from ..abc.meters import Meter
 from . import completion as _completion
 from .completion import COMPLETION_NODES, MAX_COMPLETION_CHARS
 from .dispatch import accepts_any_char, can_end, feed
@@ -108,6 +111,16 @@ class AbcTracker:
         processor, which checks a completion for each candidate there)."""
         s = self._state
         return bool(s.tup_left or s.broken)
+
+    @property
+    def meter(self) -> Meter:
+        """The meter the current voice is in (the header's before the body)."""
+        return Meter(self._state.bar_len, self._state.meter_num)
+
+    @property
+    def unit_length(self) -> Fraction:
+        """The unit note length the current voice's notes are read in."""
+        return self._state.unit
 
     @property
     def final_bar(self) -> bool:
