@@ -4,8 +4,8 @@ It follows a chat answer or a plain text through three modes: *prose* (anything 
 beginning ``X:`` or another header field ``T: M: L: K:``), the tune *header* (field lines up to ``K:``) and the
 *body* (music up to a blank line, which ends the tune and returns to prose).
 
-In the body it knows the meter, unit note length and key, the duration written in the current bar of each voice
-(exact :class:`~fractions.Fraction`), and whether a chord ``[``, chord symbol ``"``, grace group ``{``, decoration
+In the body it knows the meter and unit note length, the duration written in the current bar of each voice
+(exact fractions), and whether a chord ``[``, chord symbol ``"``, grace group ``{``, decoration
 ``!...!``, inline field ``[K:...]``, tuplet ``(3`` or broken rhythm ``>`` is open. A character is rejected when
 no valid tune can continue from it: a note that overflows the bar, a bar line closing a bar that is neither full
 nor allowed to be short, a broken rhythm between notes of unequal length, an unknown chord name... The bar rules
@@ -13,9 +13,10 @@ are abc2midi's (``abc2midi -c``), so a tune the tracker accepts draws no bar war
 
 The rules live in modules that share one :class:`~.state.TrackerState`: :mod:`.dispatch` (one step per
 character), :mod:`.lines` (prose and line structure), :mod:`.header` (field lines), :mod:`.lexer` (the symbols
-of a music line), :mod:`.notes` and :mod:`.durations` (elements and whether they fit), :mod:`.bars` and
-:mod:`.repeats` (bar lines, endings, abc2midi's replay of repeats) and :mod:`.completion` (the completion search).
-This class is their public face.
+of a music line), :mod:`.notes` and :mod:`.durations` (elements and whether they fit), :mod:`.bars`,
+:mod:`.endings` and :mod:`.repeats` (bar lines, variant endings, abc2midi's replay of repeats) and
+:mod:`.completion` (the completion search); what ABC means (keys, meters, lengths, the lexicon) comes from the ABC
+core, :mod:`chatmusician_hf.abc`. This class is their public face.
 """
 
 from __future__ import annotations
