@@ -4,8 +4,11 @@ validation report.
     chatmusician-hf render TUNE.abc --svg --midi --wav --out DIR
     some-model-output | chatmusician-hf render - --out DIR
 
-The input may be a bare tune or free text (a model's answer): the first tune found in it is rendered. With no
-format flag, all three formats are written. The Python API is :func:`chatmusician_hf.music.render_abc`.
+The input may be a bare tune or free text (a model's answer) in UTF-8: the first tune found in it is rendered. With
+no format flag, all three formats are written. Directives that read files or pass raw code are removed first (the
+report names them), and every output is held to the limits below (``--max_audio_seconds`` and the others): what
+goes over one is not written, and the message says which limit. The Python API is
+:func:`chatmusician_hf.music.render_abc`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .configs import RecipeError, make_stage_parser
+from .music.budget import OutputBudget
+from .text_input import TextInputError, decode_utf8, finite_number
 
 
 @dataclass
@@ -53,23 +58,32 @@ class RenderArguments:
 
 
 def read_input(source: str) -> str:
+    """The text of ``source`` (a file, or '-' for standard input), decoded as UTF-8 and checked."""
     if source == "-":
-        return sys.stdin.read()
-    path = Path(source)
-    if not path.is_file():
-        raise RecipeError(f"render: input file not found: {path}")
-    raw = path.read_bytes()
+        raw, what = sys.stdin.buffer.read(), "standard input"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise RecipeError(f"render: input file not found: {path}")
+        raw, what = path.read_bytes(), str(path)
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return decode_utf8(raw, what)
+    except TextInputError as err:
+        raise RecipeError(f"render: {err}") from None
 
 
-def main(args: RenderArguments):
+def main(args: RenderArguments, budget: OutputBudget | None = None):
     from .music import AbcError, extract_tunes, render_abc
 
     if not args.tune:
         raise RecipeError("render: give an ABC file (or '-' for standard input)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RecipeError(f"render: --out {out} is a file; give a folder to write into")
+    try:
+        finite_number(args.timeout, "--timeout")
+    except TextInputError as err:
+        raise RecipeError(f"render: {err}") from None
     text = read_input(args.tune)
     tunes = extract_tunes(text)
     if not tunes:
@@ -86,10 +100,12 @@ def main(args: RenderArguments):
     stem = args.stem or ("tune" if args.tune == "-" else Path(args.tune).stem)
     try:
         result = render_abc(
-            tunes[args.tune_index].abc, args.out, formats=formats, stem=stem, timeout=args.timeout
+            tunes[args.tune_index].abc, out, formats=formats, stem=stem, timeout=args.timeout, budget=budget
         )
     except AbcError as err:
         raise RecipeError(f"render: {err}") from err
+    except OSError as err:
+        raise RecipeError(f"render: cannot write to {out}: {err.strerror}") from err
     if args.json_report:
         print(
             json.dumps(
@@ -109,7 +125,7 @@ def make_parser(subparsers=None):
     parser = make_stage_parser(
         subparsers,
         "render",
-        [RenderArguments],
+        [RenderArguments, OutputBudget],
         help="Render an ABC tune to SVG sheet music, MIDI and WAV, and print its validation report.",
         description=__doc__.split("\n\n")[0],
     )
@@ -121,5 +137,4 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    main(cli_args)
+    main(*make_parser().parse_args_and_config())

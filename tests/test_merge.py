@@ -11,7 +11,8 @@ import torch
 from chatmusician_hf import merge
 from chatmusician_hf.configs import RecipeError
 from chatmusician_hf.merge import MergeArguments, MergeError, VerificationError
-from chatmusician_hf.testing.adapters import make_lora_adapter, save_sharded_copy
+
+from helpers.adapters import make_lora_adapter, save_sharded_copy
 
 
 @pytest.fixture(scope="module", autouse=True)

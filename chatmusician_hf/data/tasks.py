@@ -26,6 +26,7 @@ import numpy as np
 from ..abc.keys import UnknownKey, parse_key
 from ..abc.lexicon import BAR_LINE, FIELD_LINE, without_comment
 from ..abc.meters import MeterError, parse_meter
+from ..chat_format import FIELD_NAMES, FORM_NAME
 from .corpus import CorpusTune, build_music21_corpus
 
 logger = logging.getLogger(__name__)
@@ -38,25 +39,6 @@ CONTINUATION_INSTRUCTION = (
 )
 FORM_INSTRUCTION = "Compose a tune in ABC notation in the musical form given below.\n"
 
-# Header fields and the words ChatMusician's prompts use for them.
-FIELD_NAMES = {
-    "T": "Title",
-    "C": "Composer",
-    "O": "Origin",
-    "A": "Area",
-    "R": "Rhythm",
-    "M": "Meter",
-    "L": "Note Length",
-    "Q": "Tempo",
-    "K": "Key",
-    "N": "Notes",
-    "Z": "Transcription",
-    "S": "Source",
-    "B": "Book",
-    "H": "History",
-    "G": "Group",
-    "D": "Discography",
-}
 _BARLINE = re.compile(BAR_LINE)
 _SECTION_END = re.compile(r"^(?::+\|.*|::+|.*\|\]|\|\|.*)$")
 _NOTE = re.compile(r"[A-Ga-gz]")
@@ -202,7 +184,7 @@ def tasks_for_tune(
     if "form" in families and single_voice:
         form = musical_form(body)
         if form is not None:
-            lines = [f"Form {form}", _header_lines(fields, "MKR")]
+            lines = [f"{FORM_NAME} {form}", _header_lines(fields, "MKR")]
             yield _row(tune, "form", FORM_INSTRUCTION, "\n".join(line for line in lines if line), tune.text)
     if "transpose" in families and transpose_abc is not None and rng.random() < transpose_fraction:
         key = describe_key(codes.get("K", ""))

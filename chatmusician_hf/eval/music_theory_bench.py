@@ -5,8 +5,9 @@
 - ``--mode gen``: the model answers in the ChatMusician chat format, optionally with a role-play prompt and chain of
   thought, and the metric's extraction rules read the letter from the reply.
 
-Both modes hand their predictions to the ``evaluate`` metric in ``evaluate_metrics/music_theory_bench``, write a
-JSON report and ``eval_results.json`` (for the model card's ``model-index``), and print a table.
+Both modes hand their predictions to the ``evaluate`` metric ``chatmusician_hf/metrics/music_theory_bench.py`` (the
+script published as the Hub metric), write a JSON report and ``eval_results.json`` (for the model card's
+``model-index``), and print a table.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ..metrics import load_metric
 from .bench_data import HUB_ID, SUBJECTS, BenchDataError, load_bench
 from .eval_results import PROJECT_URL, eval_result, results_dir, write_eval_results
-from .metric import load_metric
 from .models import load_model
 from .ppl_scoring import score_questions
 from .prompts import LETTERS, gen_prompt, ppl_candidates
@@ -96,7 +97,7 @@ class MusicTheoryBenchArguments:
     metric_path: str | None = field(
         default=None,
         metadata={
-            "help": "Folder of the music_theory_bench evaluate metric (default: the one in this repo)."
+            "help": "A music_theory_bench evaluate metric folder or script to score with (default: the packaged one)."
         },
     )
 
@@ -223,7 +224,7 @@ def main(args: MusicTheoryBenchArguments) -> dict:
         )
     questions = bench.test[: args.limit] if args.limit else bench.test
     exemplars = bench.dev[: args.shots]
-    metric = load_metric(args.metric_path)
+    metric = load_metric("music_theory_bench", args.metric_path)
     loaded = load_model(args.model, args.adapter, args.revision, args.dtype, args.device)
 
     start = time.perf_counter()
