@@ -72,7 +72,9 @@ def test_tuplet_ratios_are_abc2midi_s(meter):
     assert header_reading(tune, strict=True) is not None
 
 
-UNIT_LENGTHS = ["1/8", "1/16", "1/1", "1/ 8", "/8", "0/8", "1/8 x", "1/128", "1", "3", "2/4", "2/16", "1 / 8", "1/3", "1/"]
+UNIT_LENGTHS = [
+    "1/8", "1/16", "1/1", "1/ 8", "/8", "0/8", "1/8 x", "1/128", "1", "3", "2/4", "2/16", "1 / 8", "1/3", "1/",
+]  # fmt: skip
 # per field: its reading, the error it raises, what the tracker read, the field's line in the tune, a full bar
 FIELDS = {
     "M": (parse_meter, MeterError, lambda t: t.meter, 2, lambda m: f"C{int((m.bar_length or 1) * 16)}|"),

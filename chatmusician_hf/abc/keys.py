@@ -18,7 +18,9 @@ SHARP_ORDER = "FCGDAEB"
 FLAT_ORDER = "BEADGCF"
 # abc2midi's modes (music_utils.c mode/modeshift): a mode is named by its first three letters, any case ("Dor",
 # "dorian", "DORIANISH"), or "m" alone for minor; each moves the signature along the circle of fifths.
-MODE_FIFTHS = {"maj": 0, "min": -3, "m": -3, "aeo": -3, "loc": -5, "ion": 0, "dor": -2, "phr": -4, "lyd": 1, "mix": -1}
+MODE_FIFTHS = {
+    "maj": 0, "min": -3, "m": -3, "aeo": -3, "loc": -5, "ion": 0, "dor": -2, "phr": -4, "lyd": 1, "mix": -1,
+}  # fmt: skip
 MODE_NAMES = {
     "maj": "major", "ion": "ionian", "min": "minor", "aeo": "aeolian", "dor": "dorian", "phr": "phrygian",
     "lyd": "lydian", "mix": "mixolydian", "loc": "locrian",

@@ -74,7 +74,8 @@ def parse_meter(value: str, strict: bool = False) -> Meter:
 
 
 def default_unit_length(bar_length: Fraction | None) -> Fraction:
-    """ABC 2.1 §3.1.7: with no ``L:``, a meter below 3/4 means sixteenths, otherwise eighths (free meter: eighths)."""
+    """ABC 2.1 §3.1.7: with no ``L:``, a meter below 3/4 means sixteenths, otherwise eighths (free meter:
+    eighths)."""
     if bar_length is not None and bar_length < Fraction(3, 4):
         return Fraction(1, 16)
     return Fraction(1, 8)

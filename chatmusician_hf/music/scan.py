@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from quicktions import Fraction
 
-from ..abc.keys import ACCIDENTAL_SEMITONES, C_MAJOR, NATURAL_SEMITONES, Key, UnknownKey, parse_key
-from ..abc.lengths import BROKEN_FACTORS, NOTE_LENGTH, LengthError, note_length, parse_unit_length
+from ..abc.keys import ACCIDENTAL_SEMITONES, C_MAJOR, NATURAL_SEMITONES, Key, parse_key
+from ..abc.lengths import BROKEN_FACTORS, NOTE_LENGTH, note_length, parse_unit_length
 from ..abc.lexicon import ACCIDENTALS, BAR_LINE, ENDING_NUMBERS, FIELD_LINE, NOTE_LETTERS
-from ..abc.meters import COMMON_TIME, Meter, MeterError, default_unit_length, parse_meter, tuplet_ratio
+from ..abc.meters import COMMON_TIME, Meter, default_unit_length, parse_meter, tuplet_ratio
 
 _ONE = Fraction(1)
 _NOTE_START = NOTE_LETTERS | ACCIDENTALS
@@ -137,28 +137,26 @@ class _Scanner:
                 return index + 1
         return len(self.lines)
 
-    def _meter(self, text: str, line: int) -> Meter:
+    @staticmethod
+    def _read(parse, text: str, line: int, errors: list, default):
+        """``parse(text)``; where the value is unreadable, ``default``, with the error recorded (never raises)."""
         try:
-            return parse_meter(text)
-        except MeterError as err:
-            self.tune.meter_errors.append((str(err), line))
-            return COMMON_TIME
+            return parse(text)
+        except ValueError as err:  # (UnknownKey, MeterError, LengthError)
+            errors.append((str(err), line))
+            return default
+
+    def _meter(self, text: str, line: int) -> Meter:
+        return self._read(parse_meter, text, line, self.tune.meter_errors, COMMON_TIME)
 
     def _unit(self, text: str | None, meter: Meter, line: int) -> Fraction:
+        default = default_unit_length(meter.bar_length)
         if text is None:
-            return default_unit_length(meter.bar_length)
-        try:
-            return parse_unit_length(text)
-        except LengthError as err:
-            self.tune.meter_errors.append((str(err), line))
-            return default_unit_length(meter.bar_length)
+            return default
+        return self._read(parse_unit_length, text, line, self.tune.meter_errors, default)
 
     def _key(self, text: str, line: int) -> Key:
-        try:
-            return parse_key(text)
-        except UnknownKey as err:
-            self.tune.key_errors.append((str(err), line))
-            return C_MAJOR
+        return self._read(parse_key, text, line, self.tune.key_errors, C_MAJOR)
 
     # -- body ---------------------------------------------------------------------------------------------
     def voice(self, name: str) -> _VoiceState:
