@@ -148,7 +148,7 @@ def test_read_abc_header():
     [
         ("M:7/x", "M:7/x cannot be used: unreadable meter"),
         ("K:H#", "K:H# cannot be used"),
-        ("K:G# major", "would need more than 7 sharps"),
+        ("K:Gfoo", "unknown mode"),
         ("L:0/8", "L:0/8 cannot be used"),
         ("Q:fast", "unreadable tempo"),
         ("M:", "the value must be one non-empty line"),

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ..abc.keys import parse_key
 from ..music.extract import extract_tunes
-from ..music.theory import parse_key
 from .tune_request import TuneRequest, ordered, valid_form, value_problem
 from .tune_types import FORM_WORDS, NUMBER_WORDS, TUNE_TYPES
 

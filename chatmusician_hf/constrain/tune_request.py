@@ -1,22 +1,30 @@
 """A tune request: the header fields a tune must have, its minimum number of bars, its form.
 
 :mod:`.request` reads one from a prompt and an explicit option; the tracker enforces it. Values are checked with
-:mod:`chatmusician_hf.music.theory`, the readers of meters, unit lengths and keys the rest of the project uses.
+:mod:`chatmusician_hf.abc`, the readers of meters, unit lengths and keys the rest of the project uses.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
+from ..abc.keys import parse_key
+from ..abc.lengths import parse_unit_length
+from ..abc.meters import parse_meter
 from ..chat_format import FIELD_NAMES
-from ..music.theory import parse_key, parse_meter, parse_unit_length
 
 # The order fields take in a header: T: first, K: last (ABC 2.1 §3).
 HEADER_ORDER = "T" + "".join(code for code in FIELD_NAMES if code not in "TK") + "K"
 # ABC 2.1 §3.1.8: "1/4=120", "3/8=80 \"Slow\"", "\"Allegro\" 1/4=120", "1/4 3/8=40"; also the legacy bare "120".
 _TEMPO = re.compile(r'\s*(?:"[^"]*"\s*)?(?:(?:\d+/\d+\s*)+=\s*\d+|\d+)(?:\s*"[^"]*")?\s*|\s*"[^"]*"\s*')
-_READERS = {"K": parse_key, "M": parse_meter, "L": parse_unit_length}
+# (the strict readings of M: and L:, which the tracker writes the requested fields in)
+_READERS = {
+    "K": parse_key,
+    "M": functools.partial(parse_meter, strict=True),
+    "L": functools.partial(parse_unit_length, strict=True),
+}
 
 
 class RequestError(ValueError):

@@ -23,6 +23,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..abc.keys import UnknownKey, parse_key
+from ..abc.lexicon import BAR_LINE, FIELD_LINE, without_comment
+from ..abc.meters import MeterError, parse_meter
 from ..chat_format import FIELD_NAMES, FORM_NAME
 from .corpus import CorpusTune, build_music21_corpus
 
@@ -36,24 +39,7 @@ CONTINUATION_INSTRUCTION = (
 )
 FORM_INSTRUCTION = "Compose a tune in ABC notation in the musical form given below.\n"
 
-MODE_NAMES = {
-    "": "major",
-    "maj": "major",
-    "ion": "major",
-    "m": "minor",
-    "min": "minor",
-    "aeo": "minor",
-    "dor": "dorian",
-    "phr": "phrygian",
-    "lyd": "lydian",
-    "mix": "mixolydian",
-    "loc": "locrian",
-}
-
-_FIELD_LINE = re.compile(r"^([A-Za-z]):\s*(.*?)\s*$")
-_KEY = re.compile(r"^([A-G])([#b]?)\s*([A-Za-z]*)")
-# Bar lines, longest first: ":|]" ":||" ":|" "::" "|:" "||" "|]" "[|" "|".
-_BARLINE = re.compile(r":*\|\]|:*\|\|:*|:+\|:*|::+|\|:+|\[\||\|")
+_BARLINE = re.compile(BAR_LINE)
 _SECTION_END = re.compile(r"^(?::+\|.*|::+|.*\|\]|\|\|.*)$")
 _NOTE = re.compile(r"[A-Ga-gz]")
 # What is not music when counting bars: chord symbols/annotations, decorations, comments, inline fields.
@@ -70,9 +56,9 @@ def split_header(tune: str) -> tuple[list[tuple[str, str]], str]:
     lines = tune.split("\n")
     fields: list[tuple[str, str]] = []
     for i, line in enumerate(lines):
-        match = _FIELD_LINE.match(line)
+        match = FIELD_LINE.match(line)
         if match:
-            fields.append((match.group(1), match.group(2)))
+            fields.append((match.group(1), match.group(2).strip()))
             if match.group(1) == "K":
                 return fields, "\n".join(lines[i + 1 :])
     return fields, ""
@@ -80,28 +66,28 @@ def split_header(tune: str) -> tuple[list[tuple[str, str]], str]:
 
 def describe_key(value: str) -> str | None:
     """``Ador`` -> ``A dorian``, ``F#m`` -> ``F sharp minor``; None for keys this cannot name."""
-    match = _KEY.match(value.strip())
-    if not match:
+    try:
+        return parse_key(value).describe()
+    except UnknownKey:
         return None
-    letter, accidental, mode = match.groups()
-    mode = MODE_NAMES.get(mode.lower()[:3] if len(mode) > 1 else mode.lower())
-    if mode is None:
-        return None
-    return f"{letter}{ {'#': ' sharp', 'b': ' flat', '': ''}[accidental] } {mode}"
 
 
 def describe_meter(value: str) -> str | None:
-    value = value.strip()
-    if value == "C":
-        return "4/4 (common time)"
-    if value == "C|":
-        return "2/2 (cut time)"
-    return value if re.fullmatch(r"\d+/\d+", value) else None
+    """``6/8``, ``4/4 (common time)``, ``2/2 (cut time)``; None for free meter and for meters not written plainly
+    (the answer repeats the tune's own spelling)."""
+    value = without_comment(value).strip()
+    try:
+        meter = parse_meter(value, strict=True)
+    except MeterError:
+        return None
+    if meter.bar_length is None:
+        return None
+    return {"C": "4/4 (common time)", "C|": "2/2 (cut time)"}.get(value, value)
 
 
 def _music_lines(body: str) -> str:
     """The body without lyrics, comments, chord symbols, decorations and inline fields."""
-    lines = [line for line in body.split("\n") if not _FIELD_LINE.match(line)]
+    lines = [line for line in body.split("\n") if not FIELD_LINE.match(line)]
     return _NOT_MUSIC.sub(" ", "\n".join(lines))
 
 

@@ -7,10 +7,11 @@ directives that read files or pass raw code (:mod:`chatmusician_hf.abc.directive
 output cap and a temporary directory that is always removed.
 
 Modules: ``extract`` (tunes in free text), ``validate`` (the report, and which abc2midi messages count),
-``scan`` (a lenient reader: bars, durations, pitches), ``theory`` (keys, meters, lengths), ``rendering``
-(SVG/MIDI/WAV), ``budget`` (how much a render may write), ``svg_safety`` (inert SVG), ``transpose``, ``batch``
-(many texts in a process pool), ``stats`` (the ABC-quality statistics), ``midi`` (a small MIDI reader and its
-length), ``runner`` (subprocesses), ``confinement`` (their environment and limits).
+``scan`` (a lenient reader: bars, durations, pitches; keys, meters and lengths come from
+:mod:`chatmusician_hf.abc`), ``rendering`` (SVG/MIDI/WAV), ``budget`` (how much a render may write),
+``svg_safety`` (inert SVG), ``transpose``, ``batch`` (many texts in a process pool), ``stats`` (the ABC-quality
+statistics), ``midi`` (a small MIDI reader and its length), ``runner`` (subprocesses), ``confinement`` (their
+environment and limits).
 
 Errors: :class:`AbcError` (a ``ValueError``) for input that cannot be used as ABC at all;
 :class:`MissingToolError` when a program is not installed (the message names the Debian package). Everything
