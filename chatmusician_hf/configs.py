@@ -18,9 +18,7 @@ from pathlib import Path
 import yaml
 from trl import TrlParser
 
-
-class RecipeError(ValueError):
-    """A recipe or command line that cannot be run as written."""
+from .errors import RecipeError
 
 
 def closest_key(key: str, valid: Iterable[str]) -> str | None:

@@ -143,4 +143,8 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    import sys
+
+    from .cli import run_command
+
+    sys.exit(run_command("generate", sys.argv[1:], sys.modules[__name__]))

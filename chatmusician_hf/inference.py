@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .chat_format import inference_prompt
+from .errors import PromptTooLongError
 from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
 
 CONSTRAIN_CHOICES = ("none", "abc")
@@ -100,10 +101,6 @@ class GenerationArguments:
     def __post_init__(self):
         # Shells make a real newline awkward to type in a flag, so the two characters \n stand for one.
         self.answer_prefix = self.answer_prefix.replace("\\n", "\n")
-
-
-class PromptTooLongError(ValueError):
-    """The newest message alone does not fit the prompt budget."""
 
 
 @dataclass

@@ -36,7 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configs import RecipeError, make_stage_parser
+from .configs import make_stage_parser
+from .errors import MergeError, VerificationError
 from .pretrained import resolve_pretrained
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -76,18 +77,6 @@ _SAFETENSORS_DTYPES = {
     "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
 }  # fmt: skip
 _DTYPE_CODES = {name: code for code, name in _SAFETENSORS_DTYPES.items()}
-
-
-class MergeError(RecipeError):
-    """A merge that cannot be done or did not pass verification; nothing final was written."""
-
-
-class VerificationError(MergeError):
-    """The merged model's logits differ from PEFT's base+adapter logits by more than the tolerance."""
-
-    def __init__(self, message: str, max_difference: float, allowed: float):
-        super().__init__(message)
-        self.max_difference, self.allowed = max_difference, allowed
 
 
 @dataclass
@@ -766,9 +755,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    try:
-        main(cli_args)
-    except MergeError as err:
-        print(f"chatmusician-hf merge: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from .cli import run_command
+
+    sys.exit(run_command("merge", sys.argv[1:], sys.modules[__name__]))

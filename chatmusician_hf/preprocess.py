@@ -199,4 +199,6 @@ def main(data_args: DataArguments, training_args, model_args, args: PreprocessAr
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_command
+
+    sys.exit(run_command("preprocess", sys.argv[1:], sys.modules[__name__]))

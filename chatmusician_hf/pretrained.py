@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .configs import RecipeError
+from .errors import ModelLoadError
 
 # What from_pretrained needs; skips the duplicate PyTorch-pickle weights that many Hub repos also carry.
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
@@ -21,17 +21,17 @@ def resolve_pretrained(
     if os.path.isdir(ref):
         return ref
     if os.path.exists(ref):
-        raise RecipeError(f"{what} {ref} is a file; it must be a folder or a Hub ID.")
+        raise ModelLoadError(f"{what} {ref} is a file; it must be a folder or a Hub ID.")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
         return snapshot_download(ref, revision=revision, allow_patterns=allow_patterns or MODEL_FILE_PATTERNS)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
-        raise RecipeError(
+        raise ModelLoadError(
             f"{what} '{ref}' is not a local folder and is not in the Hugging Face cache, and the Hub cannot be reached "
             f"({type(err).__name__}). Download it on a connected machine (`hf download {ref}`) and copy the cache, "
             f"or point the recipe at a local folder."
         ) from None
     except HfHubHTTPError as err:
-        raise RecipeError(f"{what} '{ref}': could not fetch it from the Hub: {err}") from None
+        raise ModelLoadError(f"{what} '{ref}': could not fetch it from the Hub: {err}") from None

@@ -21,7 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configs import RecipeError, make_stage_parser
+from .configs import make_stage_parser
+from .errors import PushError
 
 REPO_TYPES = ["model", "space", "dataset"]
 # Never published: version-control data, caches and intermediate training checkpoints.
@@ -35,10 +36,6 @@ DEFAULT_EXCLUDE = [
     "checkpoint-*/*",
 ]
 SPACE_FOLDERS = ("spaces", "evaluate_metrics")
-
-
-class PushError(RecipeError):
-    """A push that cannot start (bad folder, bad repo ID); nothing was uploaded."""
 
 
 @dataclass
@@ -208,9 +205,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    try:
-        main(cli_args)
-    except PushError as err:
-        print(f"chatmusician-hf push: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from .cli import run_command
+
+    sys.exit(run_command("push", sys.argv[1:], sys.modules[__name__]))

@@ -358,4 +358,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_command
+
+    sys.exit(run_command("quickstart", sys.argv[1:], sys.modules[__name__]))

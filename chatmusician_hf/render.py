@@ -121,5 +121,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    main(cli_args)
+    from .cli import run_command
+
+    sys.exit(run_command("render", sys.argv[1:], sys.modules[__name__]))

@@ -99,4 +99,8 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    import sys
+
+    from .cli import run_command
+
+    sys.exit(run_command("sft", sys.argv[1:], sys.modules[__name__]))

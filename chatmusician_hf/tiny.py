@@ -147,5 +147,8 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    main(cli_args)
+    import sys
+
+    from .cli import run_command
+
+    sys.exit(run_command("init-tiny", sys.argv[1:], sys.modules[__name__]))

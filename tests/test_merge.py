@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from chatmusician_hf import merge
-from chatmusician_hf.configs import RecipeError
+from chatmusician_hf.errors import ModelLoadError
 from chatmusician_hf.merge import MergeArguments, MergeError, VerificationError
 from chatmusician_hf.testing.adapters import make_lora_adapter, save_sharded_copy
 
@@ -204,7 +204,7 @@ def test_inputs_are_checked_before_any_work(sharded_base, adapter_dir, tmp_path)
     (occupied / "keep.txt").write_text("x")
     with pytest.raises(MergeError, match="--overwrite"):
         merge.main(MergeArguments(base=str(sharded_base), adapter=str(adapter_dir), output_dir=str(occupied)))
-    with pytest.raises(RecipeError, match="base model 'no-such-user/no-such-model' is not a local folder"):
+    with pytest.raises(ModelLoadError, match="base model 'no-such-user/no-such-model' is not a local folder"):
         merge.main(MergeArguments(base="no-such-user/no-such-model", adapter=str(adapter_dir),
                                   output_dir=str(tmp_path / "fresh")))
     with pytest.raises(MergeError, match="no adapter_config.json"):

@@ -23,7 +23,8 @@ import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..configs import RecipeError, unknown_key_message
+from ..configs import unknown_key_message
+from ..errors import DatasetSourceError
 from .config import MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
 from .corpus import in_validation
 
@@ -39,13 +40,6 @@ FILE_BUILDERS = {
     ".txt": "text",
     ".arrow": "arrow",
 }
-
-
-class DatasetSourceError(RecipeError):
-    """A dataset source that cannot be loaded as the recipe names it (missing file, unreachable Hub ID, bad key).
-
-    A ``RecipeError``, so ``chatmusician-hf`` prints the message on one line and exits with status 2.
-    """
 
 
 @dataclass

@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..configs import RecipeError
-
-
-class ModelLoadError(RecipeError):
-    """The model or adapter could not be loaded; the message says which and why."""
+from ..errors import ModelLoadError
 
 
 @dataclass
