@@ -11,9 +11,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .chat_format import inference_prompt
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS, inference_prompt
 from .errors import PromptTooLongError
-from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
 
 CONSTRAIN_CHOICES = ("none", "abc")
 

@@ -636,8 +636,7 @@ def write_tokenizer_and_generation_config(base_dir: Path, adapter_dir: Path, out
     template when the tokenizer has none; a generation config with ChatMusician's sampling defaults."""
     from transformers import AutoTokenizer, GenerationConfig
 
-    from .chat_format import CHAT_TEMPLATE
-    from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+    from .chat_format import CHAT_TEMPLATE, CHATMUSICIAN_GENERATION_DEFAULTS
 
     source = adapter_dir if any((adapter_dir / name).is_file() for name in TOKENIZER_FILES[:2]) else base_dir
     tokenizer = AutoTokenizer.from_pretrained(str(source))

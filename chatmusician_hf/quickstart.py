@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 from .configs import RecipeError, make_stage_parser
-from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README_PROMPT = (

@@ -85,8 +85,7 @@ def test_merged_model_reloads_with_base_plus_adapter_logits(sharded_base, adapte
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from chatmusician_hf.chat_format import inference_prompt
-    from chatmusician_hf.tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+    from chatmusician_hf.chat_format import CHATMUSICIAN_GENERATION_DEFAULTS, inference_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(str(merged_dir))
     ids = tokenizer(inference_prompt("Compose a jig in G major. X:1\nK:G\n|:GAB"), add_special_tokens=False)[

@@ -134,7 +134,7 @@ def predict_gen(loaded, questions, exemplars, args) -> list[dict]:
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
 
-    from ..tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+    from ..chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 
     tokenizer, model = loaded.tokenizer, loaded.model
     if tokenizer.pad_token_id is None:
