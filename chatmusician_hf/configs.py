@@ -81,12 +81,19 @@ class RecipeParser(TrlParser):
                 flag = token.split("=", 1)[0]
                 if flag.startswith("--") and flag != "--config" and flag not in flags:
                     raise RecipeError(unknown_key_message("command line", flag, flags))
-        return super().parse_args_and_config(
-            args=args,
-            return_remaining_strings=return_remaining_strings,
-            fail_with_unknown_args=fail_with_unknown_args,
-            separate_remaining_strings=separate_remaining_strings,
-        )
+        try:
+            return super().parse_args_and_config(
+                args=args,
+                return_remaining_strings=return_remaining_strings,
+                fail_with_unknown_args=fail_with_unknown_args,
+                separate_remaining_strings=separate_remaining_strings,
+            )
+        except RecipeError:
+            raise
+        except ValueError as err:
+            # The option dataclasses' own checks (transformers', TRL's) refuse combinations this way.
+            where = args[args.index("--config") + 1] if "--config" in args else "command line"
+            raise RecipeError(f"{where}: {err}") from None
 
 
 def make_stage_parser(subparsers, name: str, dataclass_types: list, help: str, description: str | None = None):

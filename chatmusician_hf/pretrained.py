@@ -22,8 +22,15 @@ def resolve_pretrained(
         return ref
     if os.path.exists(ref):
         raise ModelLoadError(f"{what} {ref} is a file; it must be a folder or a Hub ID.")
+    if ref.startswith((".", "/")) or ref.count("/") > 1:  # meant as a path: a Hub ID is 'name' or 'owner/name'
+        raise ModelLoadError(f"{what.capitalize()} path does not exist: {ref}")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+    )
 
     try:
         return snapshot_download(ref, revision=revision, allow_patterns=allow_patterns or MODEL_FILE_PATTERNS)
@@ -33,5 +40,7 @@ def resolve_pretrained(
             f"({type(err).__name__}). Download it on a connected machine (`hf download {ref}`) and copy the cache, "
             f"or point the recipe at a local folder."
         ) from None
+    except HFValidationError as err:
+        raise ModelLoadError(f"{what} '{ref}' is neither a folder nor a valid Hub ID: {err}") from None
     except HfHubHTTPError as err:
         raise ModelLoadError(f"{what} '{ref}': could not fetch it from the Hub: {err}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from chatmusician_hf.configs import RecipeError
+from chatmusician_hf.errors import CheckpointError, RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CPT = REPO / "recipes" / "tiny" / "cpt_lora.yaml"
@@ -142,7 +142,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(tiny_model_dir, tmp
     resumed = _launch(cpt_args(tiny_model_dir, killed_dir, *common))
     log = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, log
-    assert "skipping incomplete checkpoint" in log and "resuming from" in log and "checkpoint-16" in log
+    assert "skipping checkpoint-20: scheduler.pt, model or adapter weights (*.safetensors), optimizer.pt missing" in log
+    assert "resuming from" in log and "checkpoint-16" in log
     assert straight.wait(timeout=600) == 0, straight.stdout.read()
     a = load_file(tmp_path / "straight" / "adapter_model.safetensors")
     b = load_file(killed_dir / "adapter_model.safetensors")
@@ -152,11 +153,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(tiny_model_dir, tmp
 
 
 def test_find_resume_checkpoint_skips_partial_and_honours_paths(tmp_path):
-    from chatmusician_hf.training import find_resume_checkpoint
+    from chatmusician_hf.training.resume import find_resume_checkpoint
 
     assert find_resume_checkpoint(tmp_path, "auto") is None
     assert find_resume_checkpoint(tmp_path, None) is None
-    with pytest.raises(RecipeError, match="not a complete checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint-3 cannot be resumed from: no such folder"):
         find_resume_checkpoint(tmp_path, str(tmp_path / "checkpoint-3"))
 
 

@@ -154,6 +154,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
                 raise DatasetSourceError(
                     f"{path}: unknown file type; use one of {', '.join(sorted(FILE_BUILDERS))} or a folder."
                 )
+            if not local.read_bytes().strip():
+                raise DatasetSourceError(f"{spec.path}: the file is empty; it holds no rows.")
             kwargs.update(name=None, data_files=str(local))
             path = builder
         elif local.is_dir():
@@ -165,7 +167,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
         except DatasetSourceError:
             raise
         except Exception as err:  # noqa: BLE001 - every failure becomes one readable line naming the source
-            if _is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err):
+            from_hub = not local.exists() and spec.path not in FILE_BUILDERS.values()
+            if from_hub and (_is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err)):
                 raise DatasetSourceError(offline_message(spec.path)) from None
             raise DatasetSourceError(
                 f"Could not load dataset '{spec.path}': {type(err).__name__}: {err}"
@@ -366,6 +369,9 @@ def load_rows(data_args: DataArguments, split: str = "train", kind: str = "text"
         ds = select_src(ds, spec, data_args.dataset_seed, data_args.streaming)
         parts.append(ds)
     rows = mix(parts, specs, data_args.dataset_seed, data_args.streaming)
+    if not data_args.streaming and len(rows) == 0:
+        names = ", ".join(spec.path for spec in specs)
+        raise DatasetSourceError(f"{names}: no rows in split '{split}' (after the src selection and held-out share).")
     if data_args.max_rows is not None:
         rows = (
             rows.take(data_args.max_rows)

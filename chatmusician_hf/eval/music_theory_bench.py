@@ -16,10 +16,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ..model_loader import load_model
 from .bench_data import HUB_ID, SUBJECTS, BenchDataError, load_bench
 from .eval_results import PROJECT_URL, eval_result, results_dir, write_eval_results
 from .metric import load_metric
-from .models import load_model
 from .ppl_scoring import score_questions
 from .prompts import LETTERS, gen_prompt, ppl_candidates
 
@@ -90,8 +90,8 @@ class MusicTheoryBenchArguments:
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."}
     )
-    device: str | None = field(
-        default=None, metadata={"help": "Device (default: cuda when available, else cpu)."}
+    device: str = field(
+        default="auto", metadata={"help": "Device: auto (cuda when available, else cpu), cpu, cuda, cuda:1..."}
     )
     metric_path: str | None = field(
         default=None,
@@ -224,7 +224,7 @@ def main(args: MusicTheoryBenchArguments) -> dict:
     questions = bench.test[: args.limit] if args.limit else bench.test
     exemplars = bench.dev[: args.shots]
     metric = load_metric(args.metric_path)
-    loaded = load_model(args.model, args.adapter, args.revision, args.dtype, args.device)
+    loaded = load_model(args.model, args.adapter, revision=args.revision, dtype=args.dtype, device=args.device)
 
     start = time.perf_counter()
     predict = predict_ppl if args.mode == "ppl" else predict_gen
