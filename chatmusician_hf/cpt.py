@@ -70,23 +70,14 @@ class CPTTrainer(EmbeddingLearningRateMixin, Trainer):
 
 
 def main(data_args: DataArguments, training_args: CPTConfig, model_args: ModelConfig):
-    from .data.packing import build_pretraining_dataset
+    from .data.pretraining import build_pretraining_dataset
 
     def build_dataset(tokenizer, split):
         return build_pretraining_dataset(data_args, tokenizer, training_args.max_length, split=split)
 
-    def make_trainer(model, tokenizer, train_dataset, eval_dataset):
-        return CPTTrainer(
-            model=model,
-            args=training_args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            data_collator=PackedBlockCollator(tokenizer.pad_token_id),
-        )
-
     return run_training(
-        "cpt", data_args, training_args, model_args, build_dataset, make_trainer, "packing the pretraining corpus"
+        "cpt", data_args, training_args, model_args, build_dataset, CPTTrainer, "packing the pretraining corpus",
+        collator=lambda tokenizer: PackedBlockCollator(tokenizer.pad_token_id),
     )
 
 

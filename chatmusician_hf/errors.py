@@ -17,6 +17,11 @@ class ChatMusicianError(Exception):
     """Root of every error this package raises on purpose."""
 
 
+def one_line(error: BaseException) -> str:
+    """A library's message on one line (PEFT's and transformers' often span several), for an error to quote."""
+    return " ".join(str(error).split())
+
+
 class RecipeError(ChatMusicianError, ValueError):
     """A recipe or command line that cannot be run as written (unknown key, options that exclude each other)."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chat_format import CHAT_TEMPLATE
-from .errors import ModelLoadError
+from .errors import ModelLoadError, one_line
 from .pretrained import resolve_pretrained
 from .vocabulary import grow_vocabulary
 
@@ -127,7 +127,7 @@ def load_tokenizer(model: str, adapter: str | None = None, revision: str | None 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"Could not load the tokenizer of {source}: {err}") from None
+        raise ModelLoadError(f"Could not load the tokenizer of {source}: {one_line(err)}") from None
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHAT_TEMPLATE
     if tokenizer.pad_token is None and pad is not None:
@@ -177,7 +177,7 @@ def load_model(
     try:
         lm = AutoModelForCausalLM.from_pretrained(sources.base, **kwargs)
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"Could not load model {sources.base_ref}: {err}") from None
+        raise ModelLoadError(f"Could not load model {sources.base_ref}: {one_line(err)}") from None
     grow_vocabulary(lm, vocab_size or len(tokenizer))
     if pad == "add":
         lm.config.pad_token_id = tokenizer.pad_token_id
@@ -187,7 +187,9 @@ def load_model(
         try:
             lm = PeftModel.from_pretrained(lm, sources.adapter)
         except (OSError, ValueError, RuntimeError) as err:
-            raise ModelLoadError(f"Could not load adapter {sources.adapter_ref} onto {sources.base_ref}: {err}") from None
+            raise ModelLoadError(
+                f"Could not load adapter {sources.adapter_ref} onto {sources.base_ref}: {one_line(err)}"
+            ) from None
         if merge_adapter:
             lm = lm.merge_and_unload()
     if device is not None and quantization is None:

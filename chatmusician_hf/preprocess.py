@@ -162,7 +162,7 @@ def main(data_args: DataArguments, training_args, model_args, args: PreprocessAr
     splits, summaries = {}, {}
     for split in _splits(data_args, args):
         if args.stage == "cpt":
-            from .data.packing import pack_pretraining
+            from .data.pretraining import pack_pretraining
 
             # Streaming writes straight to disk with bounded memory; otherwise the cache holds the blocks.
             target = work / split if data_args.streaming else None

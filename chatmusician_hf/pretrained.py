@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import ModelLoadError
 
@@ -33,7 +34,11 @@ def resolve_pretrained(
     )
 
     try:
-        return snapshot_download(ref, revision=revision, allow_patterns=allow_patterns or MODEL_FILE_PATTERNS)
+        folder = snapshot_download(ref, revision=revision, allow_patterns=allow_patterns or MODEL_FILE_PATTERNS)
+        if allow_patterns is None and not any(Path(folder).glob("*.safetensors")):
+            # Older repos carry their weights only as PyTorch pickles; from_pretrained reads those too.
+            folder = snapshot_download(ref, revision=revision, allow_patterns=[*MODEL_FILE_PATTERNS, "*.bin"])
+        return folder
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
         raise ModelLoadError(
             f"{what} '{ref}' is not a local folder and is not in the Hugging Face cache, and the Hub cannot be reached "

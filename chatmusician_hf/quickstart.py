@@ -111,7 +111,7 @@ class Quickstart:
         from transformers import AutoTokenizer
 
         from .data.config import DataArguments, default_cache_dir
-        from .data.packing import pack_pretraining
+        from .data.pretraining import pack_pretraining
         from .data.tasks import cached_music21_tasks
 
         tokenizer = AutoTokenizer.from_pretrained(self.paths["tiny-base"])
@@ -200,7 +200,7 @@ class Quickstart:
 
         from .cpt import PackedBlockCollator
         from .data.config import DataArguments
-        from .data.packing import build_pretraining_dataset
+        from .data.pretraining import build_pretraining_dataset
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

@@ -54,17 +54,8 @@ def main(data_args: DataArguments, training_args: ChatMusicianSFTConfig, model_a
             data_args, tokenizer, training_args.max_length, training_args.max_prompt_length, split=split
         )
 
-    def make_trainer(model, tokenizer, train_dataset, eval_dataset):
-        return ChatMusicianSFTTrainer(
-            model=model,
-            args=training_args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-        )
-
     return run_training(
-        "sft", data_args, training_args, model_args, build_dataset, make_trainer, "formatting the SFT data"
+        "sft", data_args, training_args, model_args, build_dataset, ChatMusicianSFTTrainer, "formatting the SFT data"
     )
 
 

@@ -317,7 +317,7 @@ def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float 
     from datasets import load_from_disk
 
     from . import corpus
-    from .packing import source_digest
+    from .config import source_digest
 
     key = hashlib.sha256(
         "|".join(

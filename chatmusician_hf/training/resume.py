@@ -37,7 +37,7 @@ def _safetensors_problem(path: Path) -> str | None:
     try:
         read_safetensors_header(path)
     except (ChatMusicianError, OSError) as err:
-        return str(err)
+        return f"{path.name} cannot be read ({err})"
     return None
 
 

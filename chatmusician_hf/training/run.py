@@ -23,13 +23,14 @@ def run_training(
     training_args,
     model_args,
     build_dataset: Callable,
-    make_trainer: Callable,
+    trainer_class: type,
     data_step: str,
+    collator: Callable | None = None,
 ):
     """Train one stage and write its outputs; returns the trainer.
 
-    ``build_dataset(tokenizer, split)`` makes the rows of a split; ``make_trainer(model, tokenizer, train, eval)``
-    the stage's trainer; ``data_step`` names the data preparation in distributed logs."""
+    ``build_dataset(tokenizer, split)`` makes the rows of a split; ``data_step`` names that step in distributed
+    logs; ``collator(tokenizer)``, when given, makes the trainer's data collator."""
     started = time.perf_counter()
     check_training_recipe(model_args, training_args)
     quantization = quantization_config(model_args, use_cpu=training_args.use_cpu)
@@ -41,7 +42,14 @@ def run_training(
             eval_dataset = build_dataset(tokenizer, data_args.dataset_test_split)
     resume = find_resume_checkpoint(training_args.output_dir, training_args.resume_from_checkpoint)
     model = load_model_for_training(model_args, training_args, tokenizer, quantization)
-    trainer = make_trainer(model, tokenizer, train_dataset, eval_dataset)
+    trainer = trainer_class(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        **({"data_collator": collator(tokenizer)} if collator else {}),
+    )
     if resume:
         print(f"[{stage}] resuming from {resume}")
     metrics = dict(trainer.train(resume_from_checkpoint=resume).metrics)
