@@ -111,10 +111,13 @@ def load_adapter(adapter_dir: Path) -> LoraAdapter:
                 )
             elif "lora_" in name or "magnitude" in name:
                 raise MergeError(f"{weights_path}: unsupported adapter tensor {entry.key!r}.")
-            else:
+            elif ".original_module." not in name:
                 # A modules_to_save copy, or the whole (resized) embedding PEFT saves next to trainable tokens when
-                # the vocabulary grew: either way the saved tensor replaces the base one.
-                adapter.replacements[name.replace(".token_adapter.base_layer.", ".")] = entry
+                # the vocabulary grew: either way the saved tensor replaces the base one. When the vocabulary grew
+                # under a modules_to_save copy, PEFT also saves the wrapper's own state: the copy again
+                # (".modules_to_save.") and the frozen base it was made from (".original_module.", not needed).
+                key = name.replace(".token_adapter.base_layer.", ".").replace(".modules_to_save.", ".")
+                adapter.replacements[key] = entry
     for module, pair in pairs.items():
         if "lora_A" not in pair or "lora_B" not in pair:
             raise MergeError(f"{weights_path}: {module} has only one of lora_A / lora_B.")
