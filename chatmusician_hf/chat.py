@@ -251,6 +251,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    from .cli import run_command
+    from .cli import run_as_main
 
-    sys.exit(run_command("chat", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("chat")

@@ -71,6 +71,11 @@ def run_command(command: str, argv: list[str], module: str | ModuleType | None =
     return 0
 
 
+def run_as_main(command: str) -> None:
+    """The ``python -m chatmusician_hf.<stage>`` entry: the stage already imported as ``__main__``, run, exit."""
+    sys.exit(run_command(command, sys.argv[1:], sys.modules["__main__"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:

@@ -91,8 +91,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    import sys
+    from .cli import run_as_main
 
-    from .cli import run_command
-
-    sys.exit(run_command("cpt", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("cpt")

@@ -24,7 +24,6 @@ the measured difference is reported. ``--verify`` chooses how much of the model 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +213,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    from .cli import run_command
+    from .cli import run_as_main
 
-    sys.exit(run_command("merge", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("merge")

@@ -15,13 +15,12 @@ vocabulary (LLaMA-2 gains ``<pad>``) loads in chat, generate, the Space, eval an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .chat_format import CHAT_TEMPLATE
 from .errors import ModelLoadError, one_line
-from .pretrained import resolve_pretrained
+from .pretrained import resolve_sources
 from .vocabulary import grow_vocabulary
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -73,46 +72,6 @@ def resolve_dtype(dtype: str | None, device: str | None = None):
     if dtype not in DTYPES:
         raise ModelLoadError(f"Unknown dtype {dtype!r}; use {', '.join(DTYPES)}.")
     return getattr(torch, dtype)
-
-
-@dataclass
-class ModelSources:
-    """Local folders of a base model and its adapter, and the references they were resolved from."""
-
-    base: str
-    adapter: str | None
-    base_ref: str
-    adapter_ref: str | None
-    revision: str | None = None
-
-    def describe(self, lm) -> dict:
-        """Name, revision, adapter, dtype and device of the loaded model, for reports and model cards."""
-        local = Path(self.base_ref).expanduser().exists()
-        # A Hub reference resolves to a cache snapshot folder named by its commit.
-        commit = Path(self.base).name if Path(self.base).parent.name == "snapshots" else None
-        parameter = next(lm.parameters())
-        return {
-            "model": str(Path(self.base).resolve()) if local else self.base_ref,
-            "revision": self.revision or commit or ("local" if local else None),
-            "adapter": self.adapter_ref,
-            "dtype": str(parameter.dtype).removeprefix("torch."),
-            "device": str(parameter.device),
-        }
-
-
-def resolve_sources(model: str, adapter: str | None = None, revision: str | None = None) -> ModelSources:
-    """The folders to load, downloading Hub references; an adapter folder given as ``model`` stands for its base
-    with itself on top."""
-    path = resolve_pretrained(model, revision)
-    base_ref = model
-    if adapter is None and (Path(path) / "adapter_config.json").is_file():
-        config = json.loads((Path(path) / "adapter_config.json").read_text())
-        base_ref, revision, adapter = config.get("base_model_name_or_path"), config.get("revision"), model
-        if not base_ref:
-            raise ModelLoadError(f"{model}/adapter_config.json names no base_model_name_or_path.")
-        path = resolve_pretrained(base_ref, revision, what="base model")
-    adapter_path = resolve_pretrained(adapter, what="adapter") if adapter else None
-    return ModelSources(path, adapter_path, base_ref, adapter, revision)
 
 
 def load_tokenizer(model: str, adapter: str | None = None, revision: str | None = None, pad: str | None = "eos"):

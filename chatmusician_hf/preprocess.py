@@ -198,6 +198,6 @@ def main(data_args: DataArguments, training_args, model_args, args: PreprocessAr
 
 
 if __name__ == "__main__":
-    from .cli import run_command
+    from .cli import run_as_main
 
-    sys.exit(run_command("preprocess", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("preprocess")

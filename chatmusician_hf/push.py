@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,6 +204,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    from .cli import run_command
+    from .cli import run_as_main
 
-    sys.exit(run_command("push", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("push")

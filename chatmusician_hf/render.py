@@ -121,6 +121,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    from .cli import run_command
+    from .cli import run_as_main
 
-    sys.exit(run_command("render", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("render")

@@ -200,7 +200,7 @@ def test_find_resume_checkpoint_skips_partial_and_honours_paths(tmp_path):
 
 
 def test_unknown_lora_target_fails_before_weights_load(tiny_model_dir, tmp_path):
-    # A model folder whose weights are missing: reaching from_pretrained would raise OSError, not RecipeError.
+    # A model folder whose weights are missing: reaching from_pretrained would raise ModelLoadError, not RecipeError.
     model_dir = tmp_path / "no-weights"
     model_dir.mkdir()
     for f in tiny_model_dir.iterdir():

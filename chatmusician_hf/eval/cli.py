@@ -80,6 +80,6 @@ def main(benchmark: str, args) -> dict:
 
 
 if __name__ == "__main__":
-    from ..cli import run_command
+    from ..cli import run_as_main
 
-    sys.exit(run_command("eval", sys.argv[1:], sys.modules[__name__]))
+    run_as_main("eval")

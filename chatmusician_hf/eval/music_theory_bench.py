@@ -136,9 +136,7 @@ def predict_gen(loaded, questions, exemplars, args) -> list[dict]:
 
     from ..chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 
-    tokenizer, model = loaded.tokenizer, loaded.model
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer, model = loaded.tokenizer, loaded.model  # the loader gave the tokenizer a pad token
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     sampling = {
         k: CHATMUSICIAN_GENERATION_DEFAULTS[k]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..configs import closest_key
 from ..errors import RecipeError
-from ..model_loader import resolve_sources
+from ..pretrained import resolve_sources
 
 
 def check_training_recipe(model_args, training_args) -> None:
