@@ -3,8 +3,8 @@
 Every failure a user can cause and fix (a recipe, a data file, a model reference, a merge, a push, an ABC text) is a
 :class:`ChatMusicianError` whose message is one line saying what is wrong and what to change. The command-line entry
 points print that line and exit with status 2 (:func:`chatmusician_hf.cli.run_command`); anything else escaping is
-a bug and keeps its traceback. Each class also derives from the built-in exception callers caught before the root
-existed, so ``except ValueError`` around a recipe still works.
+a bug and keeps its traceback. Each class also derives from the built-in exception that describes it
+(``ValueError`` for bad input, ``RuntimeError`` for a missing tool), so generic handlers catch it too.
 
 The ABC layer's two errors (``AbcError``, ``MissingToolError``) live in :mod:`chatmusician_hf.music.errors` and
 derive from the same root.
