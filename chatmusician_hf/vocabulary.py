@@ -25,7 +25,9 @@ def grow_vocabulary(model, rows: int) -> bool:
     import torch
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    old = model.get_input_embeddings().weight.shape[0]
+    weight = model.get_input_embeddings().weight
+    # Under ZeRO-3 a rank holds an empty shard; DeepSpeed keeps the full shape beside it.
+    old = getattr(weight, "ds_shape", weight.shape)[0]
     if rows <= old:
         return False
     model.resize_token_embeddings(rows, mean_resizing=False)
