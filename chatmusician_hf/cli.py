@@ -46,6 +46,10 @@ def _top_level_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ExitStatus(int):
+    """What a checking stage's ``main`` returns when its verdict is the exit status (0 all good, 1 some failed)."""
+
+
 def run_stage(module: str | ModuleType, argv: list[str]):
     """Parse ``argv`` with the stage's own parser and call its ``main``."""
     if isinstance(module, str):
@@ -64,12 +68,13 @@ def run_command(command: str, argv: list[str], module: str | ModuleType | None =
     """Run one stage; its exit status. A ``ChatMusicianError`` is printed as one line, by rank 0 only (every rank of
     a distributed launch finds the same recipe mistake), and gives status 2."""
     try:
-        run_stage(module or STAGES[command][0], argv)
+        result = run_stage(module or STAGES[command][0], argv)
     except ChatMusicianError as err:
         if is_main_process():
             print(f"chatmusician-hf {command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    # a checking stage (validate) answers with its verdict as the exit status; the others return what they made
+    return result if isinstance(result, ExitStatus) else 0
 
 
 def run_as_main(command: str) -> None:
