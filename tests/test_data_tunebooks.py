@@ -85,6 +85,18 @@ def test_abc_tasks_build_sft_rows_over_the_same_split_of_tunes(tmp_path, folder)
         assert written and written <= tunes  # a tune held out of pretraining is held out of the tasks
 
 
+def test_a_tunebook_too_small_for_the_share_still_holds_one_tune_out(tmp_path):
+    from chatmusician_hf.data.corpus import in_validation
+
+    args = arguments(tmp_path, SESSION, validation_fraction=0.01)
+    held_out, trained = (list(load_rows(args, split)["text"]) for split in ("validation", "train"))
+    assert len(held_out) == 1 and len(trained) == 4 and held_out[0] not in trained
+    # the share alone would hold none out; the choice is the same on a fresh build
+    assert not any(in_validation(text, 0.01, args.dataset_seed) for text in held_out + trained)
+    again = arguments(tmp_path / "again", SESSION, validation_fraction=0.01)
+    assert list(load_rows(again, "validation")["text"]) == held_out
+
+
 def test_in_a_mixture_and_streaming(tmp_path, folder):
     mixture = [
         {"path": str(folder), "fraction": 1.0},

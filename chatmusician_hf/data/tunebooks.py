@@ -10,7 +10,7 @@ music21's. ``abc_filter`` keeps every tune, those abc2midi reads without a music
 ones; every load prints what was kept and what was left out, and why.
 
 Both come with ``train`` and ``validation`` splits, split by tune with the music21 corpus's hash, so a tune held out
-of pretraining is held out of the tasks too. They are built once and cached, keyed by the files' bytes, the options
+of pretraining is held out of the tasks too; a tunebook too small for the share still holds one tune out. They are built once and cached, keyed by the files' bytes, the options
 and the code, so editing a tune rebuilds them and nothing else does.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from ..abc import charsets, tunebook
 from ..errors import DatasetSourceError
 from .config import ABC_TASKS_PREFIX, DataArguments, cache_dir, cached_dataset
-from .corpus import CorpusTune, in_validation, normalize_tune
+from .corpus import CorpusTune, held_out_rank, in_validation, normalize_tune
 from .sources import FILE_BUILDERS
 
 TUNEBOOK_SUFFIX = ".abc"
@@ -168,6 +168,12 @@ def load_tunebook_source(name: str, path: Path, tasks: bool, data_args: DataArgu
             raise DatasetSourceError(
                 f"{name}: every tune fell in the validation share; set validation_fraction: 0."
             )
+        if fraction > 0 and not splits["validation"] and len(splits["train"]) > 1:
+            # A small tunebook can miss the share entirely; evaluation needs a tune, so the one whose rank comes
+            # closest to the share is held out (still chosen by text and seed alone).
+            nearest = min(splits["train"], key=lambda tune: held_out_rank(tune.text, seed))
+            splits["train"].remove(nearest)
+            splits["validation"].append(nearest)
         columns = ("id", "text", "src")
         rows = DatasetDict({split: Dataset.from_dict({c: [getattr(t, c) for t in kept] for c in columns})
                             for split, kept in splits.items() if kept})  # fmt: skip
