@@ -5,10 +5,12 @@
     python benchmarks/abc_layer.py --round-trip    # also transpose every corpus tune +n and back
 
 Each figure is printed beside a baseline measured in the same run:
-- validation (extract + scan + abc2midi + classification, in processes) against abc2midi alone on the same tunes
-  with the same parallelism -- the floor any abc2midi-based validator pays;
-- render (ABC -> SVG + MIDI + WAV through ``render_abc``) against the same three programs with fluidsynth's
-  default settings (44.1 kHz, reverb and chorus, whole soundfont loaded), run back to back.
+- validation (directive policy + extract + scan + abc2midi under its limits + classification, in processes) against
+  abc2midi alone, started directly with no limits, on the same tunes with the same parallelism -- the floor any
+  abc2midi-based validator pays;
+- render (ABC -> SVG + MIDI + WAV through ``render_abc``, with the SVG sanitised and the budgets checked) against the
+  same three programs started directly, fluidsynth with its default settings (44.1 kHz, reverb and chorus, whole
+  soundfont loaded), run back to back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +28,20 @@ from pathlib import Path
 from chatmusician_hf.data.corpus import iter_music21_tunes
 from chatmusician_hf.music import AbcError, render_abc, transpose_abc
 from chatmusician_hf.music.batch import check_texts
-from chatmusician_hf.music.runner import run_tool, soundfont_path, temporary_workdir
+from chatmusician_hf.music.runner import soundfont_path, temporary_workdir
 
 REEL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "abc" / "reel_32_bars.abc"
+
+
+def bare(program: str, *args: str, cwd: Path, timeout: float) -> None:
+    """The program alone: no limits, no environment of its own, no output cap."""
+    subprocess.run([program, *args], cwd=cwd, capture_output=True, timeout=timeout)
 
 
 def bare_abc2midi(text: str) -> None:
     with temporary_workdir() as work:
         (work / "t.abc").write_text(text)
-        run_tool("abc2midi", ["t.abc", "-o", "t.mid"], cwd=work, timeout=10)
+        bare("abc2midi", "t.abc", "-o", "t.mid", cwd=work, timeout=10)
 
 
 def validation_throughput(texts: list[str], workers: int) -> None:
@@ -56,11 +64,18 @@ def validation_throughput(texts: list[str], workers: int) -> None:
 def baseline_render(abc: str) -> None:
     with temporary_workdir() as work:
         (work / "t.abc").write_text(abc)
-        run_tool("abc2midi", ["t.abc", "-o", "t.mid"], cwd=work, timeout=30)
-        run_tool("abcm2ps", ["-g", "-O", "p", "t.abc"], cwd=work, timeout=30)
-        run_tool(
+        bare("abc2midi", "t.abc", "-o", "t.mid", cwd=work, timeout=30)
+        bare("abcm2ps", "-g", "-O", "p", "t.abc", cwd=work, timeout=30)
+        bare(
             "fluidsynth",
-            ["-ni", "-q", "-r", "44100", "-F", "t.wav", str(soundfont_path()), "t.mid"],
+            "-ni",
+            "-q",
+            "-r",
+            "44100",
+            "-F",
+            "t.wav",
+            str(soundfont_path()),
+            "t.mid",
             cwd=work,
             timeout=60,
         )

@@ -36,9 +36,9 @@ def variant_data(kind: str, folder: Path) -> Path | None:
     folder = folder / kind
     if not (folder / "sft" / "dataset_dict.json").is_file():
         from chatmusician_hf.data.corpus import build_music21_corpus
-        from chatmusician_hf.data.tasks import build_music21_tasks
+        from chatmusician_hf.data.tasks import build_tasks
 
         corpus = build_music21_corpus(keep_bookkeeping=True)
         corpus.save_to_disk(str(folder / "cpt"))
-        build_music21_tasks(corpus=corpus).save_to_disk(str(folder / "sft"))
+        build_tasks(corpus).save_to_disk(str(folder / "sft"))
     return folder

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .configs import make_stage_parser
+from .generate import check_generation
 from .inference import (
     GenerationArguments,
     LoadedModel,
@@ -31,6 +32,7 @@ from .inference import (
     load_model,
     stream_answer,
 )
+from .text_input import text_problem
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 BRACKETED_PASTE_ON, BRACKETED_PASTE_OFF = "\x1b[?2004h", "\x1b[?2004l"
@@ -161,6 +163,10 @@ class ChatSession:
         return f"unknown command {name!r}; commands: {', '.join(c.split()[0] for c in COMMANDS)}"
 
     def answer(self, message: str, out: TextIO) -> str | None:
+        problem = text_problem(message)
+        if problem:
+            out.write(f"[not sent] the message {problem}\n")
+            return None
         try:
             prompt = fit_prompt(
                 self.loaded.tokenizer,
@@ -234,8 +240,12 @@ def main(
         f"[chat] loading {model_args.model}"
         + (f" + adapter {model_args.adapter}" if model_args.adapter else "")
     )
+    check_generation(generation)
     loaded = load_model(model_args)
     session = ChatSession(loaded, generation, chat_args, model_args.model)
+    # bytes that are not UTF-8 reach answer() as lone surrogates, which it refuses with a message, instead of
+    # ending the session with a decoding error
+    sys.stdin.reconfigure(errors="surrogateescape")
     session.run(sys.stdin, sys.stdout)
     return session
 
@@ -251,4 +261,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("chat")

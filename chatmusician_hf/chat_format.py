@@ -1,8 +1,12 @@
-"""The ChatMusician conversation format, as a chat template and as plain strings.
+"""The ChatMusician conversation format, as a chat template and as plain strings, and its sampling defaults.
 
 ChatMusician was trained on ``Human: {instruction}{input} </s> Assistant: {output} </s>`` where ``</s>`` is the
 EOS token and no BOS is used. Turns of a multi-turn conversation are joined by one space, and an inference
 prompt ends right after ``Assistant: `` so the model writes the answer and then EOS.
+
+Its text-to-ABC prompts describe a tune's header in words, one field a line (``Meter 6/8``, ``Key G``,
+``Note Length 1/8``, ``Rhythm jig``): :data:`FIELD_NAMES` holds those words, for the task writer
+(``data.tasks``) and the request reader (``constrain.request``) alike.
 """
 
 from __future__ import annotations
@@ -11,6 +15,28 @@ EOS = "</s>"
 HUMAN = "Human: "
 ASSISTANT = "Assistant: "
 TURN_END = f" {EOS}"
+
+# ABC header field -> the words ChatMusician's prompts use for it.
+FIELD_NAMES = {
+    "T": "Title",
+    "C": "Composer",
+    "O": "Origin",
+    "A": "Area",
+    "R": "Rhythm",
+    "M": "Meter",
+    "L": "Note Length",
+    "Q": "Tempo",
+    "K": "Key",
+    "N": "Notes",
+    "Z": "Transcription",
+    "S": "Source",
+    "B": "Book",
+    "H": "History",
+    "G": "Group",
+    "D": "Discography",
+}
+# The line a form prompt names the form with (``Form AABB``).
+FORM_NAME = "Form"
 
 # The {% generation %} markers let TRL's assistant_only_loss find the answer tokens, and the answer's closing
 # " </s>" is inside them because ChatMusician trained the model to emit EOS.
@@ -26,6 +52,12 @@ CHAT_TEMPLATE = (
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt %}{{ 'Assistant: ' }}{% endif -%}"
+)
+
+# ChatMusician's sampling settings (its README and generation_config.json): what chat, generate, the Space and the
+# merged model's generation_config.json use unless told otherwise.
+CHATMUSICIAN_GENERATION_DEFAULTS = dict(
+    do_sample=True, temperature=0.2, top_k=40, top_p=0.9, repetition_penalty=1.1, min_new_tokens=10, max_new_tokens=1536
 )
 
 

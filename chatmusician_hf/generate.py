@@ -3,12 +3,16 @@
 Each input line is a JSON object with a ``prompt`` (or MusicPile-sft's ``instruction`` and optional ``input``).
 Each output line is that object plus ``response`` (the model's answer) and ``tunes``: every ABC tune found in the
 answer with its character span and the ABC validator's report. A prompt longer than ``--max_prompt_tokens`` gets an
-``error`` instead of a response; the run goes on. Output lines are written in input order as each batch finishes.
+``error`` instead of a response; the run goes on. So does an input line that cannot be used (not UTF-8, not a JSON
+object, no prompt, a prompt with a NUL or a lone surrogate, a NaN or infinite number): it is reported on standard
+error with its line number and written as ``{"line": N, "error": ..., "response": null, "tunes": []}``, and every
+good line is answered. Output lines are written in input order as each batch finishes.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from .inference import (
     generate_batch,
     load_model,
 )
+from .text_input import TextInputError, check_text, decode_utf8, finite_number
 
 
 @dataclass
@@ -40,34 +45,67 @@ class GenerateArguments:
     )
 
 
-def read_prompts(path: Path, prompt_field: str) -> list[tuple[dict, str]]:
-    """(row, prompt text) for every line of ``path``; errors name the file, the line and the problem."""
+@dataclass
+class PromptRow:
+    line: int  # 1-based line of the input file
+    row: dict | None  # the JSON object as read; None when the line could not be used
+    prompt: str | None
+    error: str | None = None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_row(raw: bytes, prompt_field: str) -> tuple[dict, str]:
+    """(row, prompt) of one input line; :class:`TextInputError` or ``ValueError`` saying what is wrong."""
+    # NaN and Infinity are not JSON; json reads them by default, and would write them back out the same way
+    row = json.loads(decode_utf8(raw, "the line"), parse_constant=_no_constant)
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    # a "\\udcff" escape in any field is a lone surrogate, which the output file could not hold
+    check_text(json.dumps(row, ensure_ascii=False), "the line")
+    if isinstance(row.get(prompt_field), str):
+        text = row[prompt_field]
+    elif isinstance(row.get("instruction"), str):
+        # MusicPile-sft keeps the separators inside its data; the prompt is instruction + input as stored.
+        text = row["instruction"] + (row.get("input") or "")
+    else:
+        raise ValueError(f"no string field '{prompt_field}' (nor 'instruction')")
+    return row, check_text(text, "the prompt")
+
+
+def read_prompts(path: Path, prompt_field: str) -> list[PromptRow]:
+    """Every non-blank line of ``path``, usable or not (``error`` says why not, in one line)."""
     if not path.is_file():
         raise RecipeError(f"--input {path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecipeError(f"{path} line {number}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise RecipeError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
-            if isinstance(row.get(prompt_field), str):
-                text = row[prompt_field]
-            elif isinstance(row.get("instruction"), str):
-                # MusicPile-sft keeps the separators inside its data; the prompt is instruction + input as stored.
-                text = row["instruction"] + (row.get("input") or "")
-            else:
-                raise RecipeError(
-                    f"{path} line {number}: no string field '{prompt_field}' (nor 'instruction')"
-                )
-            rows.append((row, text))
-    if not rows:
-        raise RecipeError(f"--input {path}: no prompts in the file")
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row, text = read_row(raw, prompt_field)
+        except json.JSONDecodeError as err:
+            rows.append(PromptRow(number, None, None, f"not valid JSON ({err.msg})"))
+        except ValueError as err:  # TextInputError included
+            rows.append(PromptRow(number, None, None, str(err)))
+        else:
+            rows.append(PromptRow(number, row, text))
+    good = [row for row in rows if row.error is None]
+    if not good:
+        first = f"; line {rows[0].line}: {rows[0].error}" if rows else ""
+        raise RecipeError(f"--input {path}: no usable prompts in the file{first}")
     return rows
+
+
+def check_generation(generation: GenerationArguments) -> None:
+    """:class:`RecipeError` for a sampling number that is NaN or infinite, or an answer prefix that is not text."""
+    try:
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            finite_number(getattr(generation, name), f"--{name}")
+        check_text(generation.answer_prefix, "--answer_prefix")
+    except TextInputError as err:
+        raise RecipeError(str(err)) from None
 
 
 def tune_records(answer: str) -> list[dict]:
@@ -93,7 +131,10 @@ def main(model_args: ModelArguments, generation: GenerationArguments, args: Gene
         raise RecipeError("generate needs --input prompts.jsonl and --output answers.jsonl")
     if args.batch_size < 1:
         raise RecipeError(f"--batch_size must be at least 1, got {args.batch_size}")
+    check_generation(generation)
     rows = read_prompts(Path(args.input), args.prompt_field)
+    for bad in (row for row in rows if row.error):
+        print(f"[generate] {args.input} line {bad.line}: {bad.error}; no answer for it", file=sys.stderr)
     loaded = load_model(model_args)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -105,19 +146,26 @@ def main(model_args: ModelArguments, generation: GenerationArguments, args: Gene
         for first in range(0, len(rows), args.batch_size):
             batch = rows[first : first + args.batch_size]
             fitted: list[FittedPrompt | str] = []
-            for _, text in batch:
+            for row in batch:
+                if row.error:
+                    fitted.append(row.error)
+                    continue
                 try:
                     fitted.append(
                         fit_prompt(
-                            loaded.tokenizer, text, [], generation.max_prompt_tokens, generation.answer_prefix
+                            loaded.tokenizer,
+                            row.prompt,
+                            [],
+                            generation.max_prompt_tokens,
+                            generation.answer_prefix,
                         )
                     )
                 except PromptTooLongError as err:
                     fitted.append(str(err))
             runnable = [p for p in fitted if isinstance(p, FittedPrompt)]
             answers = iter(generate_batch(loaded, runnable, generation) if runnable else [])
-            for (row, _), prompt in zip(batch, fitted, strict=True):
-                record = dict(row)
+            for row, prompt in zip(batch, fitted, strict=True):
+                record = dict(row.row) if row.row is not None else {"line": row.line}
                 if isinstance(prompt, str):
                     record.update(response=None, tunes=[], error=prompt)
                 else:
@@ -125,10 +173,12 @@ def main(model_args: ModelArguments, generation: GenerationArguments, args: Gene
                     record["tunes"] = tune_records(record["response"])
                     n_tunes += len(record["tunes"])
                     n_valid += sum(1 for t in record["tunes"] if (t["validation"] or {}).get("is_valid"))
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
             sink.flush()
             bar.update(len(batch))
-    print(f"[generate] wrote {len(rows)} answers to {output}: {n_tunes} tune(s), {n_valid} valid")
+    n_bad = sum(1 for row in rows if row.error)
+    skipped = f"; {n_bad} unusable line(s) reported" if n_bad else ""
+    print(f"[generate] wrote {len(rows)} rows to {output}: {n_tunes} tune(s), {n_valid} valid{skipped}")
     return output
 
 
@@ -143,4 +193,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("generate")

@@ -11,17 +11,19 @@ module never prints or writes it.
 
 ``--publish_spaces USER`` publishes the project's Hub artefacts: ``spaces/chatmusician`` as ``USER/chatmusician``
 and each folder under ``evaluate_metrics/`` as ``USER/<folder>``, after which ``evaluate.load("USER/<metric>")`` works.
+A metric's script must be the package's own (``chatmusician_hf/metrics/``) byte for byte, or nothing is published:
+the Hub gets exactly the scoring rules the package runs.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configs import RecipeError, make_stage_parser
+from .configs import make_stage_parser
+from .errors import PushError
 
 REPO_TYPES = ["model", "space", "dataset"]
 # Never published: version-control data, caches and intermediate training checkpoints.
@@ -34,11 +36,8 @@ DEFAULT_EXCLUDE = [
     ".DS_Store",
     "checkpoint-*/*",
 ]
-SPACE_FOLDERS = ("spaces", "evaluate_metrics")
-
-
-class PushError(RecipeError):
-    """A push that cannot start (bad folder, bad repo ID); nothing was uploaded."""
+METRICS_FOLDER = "evaluate_metrics"
+SPACE_FOLDERS = ("spaces", METRICS_FOLDER)
 
 
 @dataclass
@@ -164,11 +163,27 @@ def space_folders(project_root: str | Path) -> list[Path]:
     return [path for parent in SPACE_FOLDERS for path in sorted((root / parent).glob("*")) if path.is_dir()]
 
 
+def check_metric_scripts(folders: list[Path]) -> None:
+    """Each metric folder's ``<name>.py`` must equal its home in the package, so the Hub runs the package's rules."""
+    from .metrics import metric_script
+
+    for folder in folders:
+        home, script = metric_script(folder.name), folder / f"{folder.name}.py"
+        if folder.parent.name != METRICS_FOLDER or not home.is_file():
+            continue
+        if not script.is_file() or script.read_bytes() != home.read_bytes():
+            raise PushError(
+                f"{script} is not the package's chatmusician_hf/metrics/{folder.name}.py, the home of its rules; "
+                f"edit that file and link to it (ln -sf ../../chatmusician_hf/metrics/{folder.name}.py {script})."
+            )
+
+
 def publish_spaces(namespace: str, project_root: str | Path = ".", **push_kwargs) -> list[str]:
     """Publish every Space folder of the project as ``namespace/<folder name>``; returns the repo IDs."""
     folders = space_folders(project_root)
     if not folders:
         raise PushError(f"{project_root}: no folders under {' or '.join(SPACE_FOLDERS)}/ to publish.")
+    check_metric_scripts(folders)
     repos = []
     for folder in folders:
         repo_id = f"{namespace}/{folder.name}"
@@ -208,9 +223,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    try:
-        main(cli_args)
-    except PushError as err:
-        print(f"chatmusician-hf push: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from .cli import run_as_main
+
+    run_as_main("push")

@@ -2,30 +2,30 @@
 
 init-tiny -> data -> CPT (accelerate launch; a verified merge follows when the CPT recipe trains an adapter) ->
 SFT with LoRA (accelerate launch) -> verified merge ->
-evaluation (MusicTheoryBench fixture in ppl mode, ABC quality of tunes generated for held-out prompts, with and
+evaluation (MusicTheoryBench-schema sample in ppl mode, ABC quality of tunes generated for held-out prompts, with and
 without music-aware decoding, against the held-out real tunes) -> an example tune rendered -> report.md/report.html.
 
 Every step writes ``steps/<name>.json`` when it finishes; a rerun skips finished steps, and the training steps resume
-from their last checkpoint, so the quickstart can be killed anywhere and run again.
+from their last checkpoint, so the quickstart can be killed anywhere and run again. Everything it reads ships with the
+package (recipes, the question sample, the metrics), so it runs from any folder once the package is installed.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 
-from .configs import RecipeError, make_stage_parser
-from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
+from .configs import load_recipe, make_stage_parser, recipe_file
+from .quickstart_report import write_report
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 README_PROMPT = (
     "Using ABC notation, recreate the given text as a musical score.\n"
     "Meter C\n"
@@ -44,7 +44,9 @@ EVAL_SAMPLING = {k: v for k, v in CHATMUSICIAN_GENERATION_DEFAULTS.items() if k 
 class QuickstartArguments:
     output_dir: str = field(default="outputs/quickstart", metadata={"help": "Folder for every artefact of the run."})
     recipes_dir: str = field(
-        default=str(REPO_ROOT / "recipes" / "tiny"), metadata={"help": "Folder holding the tiny cpt.yaml and sft.yaml."}
+        default="tiny",
+        metadata={"help": "Folder holding the cpt.yaml and sft.yaml to train, or a packaged recipe set "
+                          "(tiny: recipes/tiny of the repository)."},
     )
     cpt_max_steps: int | None = field(default=None, metadata={"help": "Override the CPT recipe's max_steps."})
     sft_max_steps: int | None = field(default=None, metadata={"help": "Override the SFT recipe's max_steps."})
@@ -54,9 +56,10 @@ class QuickstartArguments:
     eval_prompts: int = field(default=40, metadata={"help": "Held-out text-to-ABC prompts generated for evaluation."})
     eval_batch_size: int = field(default=20, metadata={"help": "Prompts generated together."})
     max_new_tokens: int = field(default=400, metadata={"help": "Longest generated answer in tokens."})
-    benchmark_data: str = field(
-        default=str(REPO_ROOT / "tests" / "fixtures" / "music_theory_bench" / "single_split.jsonl"),
-        metadata={"help": "MusicTheoryBench-schema questions (default: the project's own fixture, not the benchmark)."},
+    benchmark_data: str | None = field(
+        default=None,
+        metadata={"help": "MusicTheoryBench-schema questions (default: a sample the project wrote, shipped with the "
+                          "package; not the benchmark)."},
     )
     seed: int = field(default=42, metadata={"help": "Seed for generation."})
 
@@ -111,7 +114,7 @@ class Quickstart:
         from transformers import AutoTokenizer
 
         from .data.config import DataArguments, default_cache_dir
-        from .data.packing import pack_pretraining
+        from .data.pretraining import pack_pretraining
         from .data.tasks import cached_music21_tasks
 
         tokenizer = AutoTokenizer.from_pretrained(self.paths["tiny-base"])
@@ -121,18 +124,18 @@ class Quickstart:
         return {"pretraining": stats.to_dict(), "sft_rows": {split: len(ds) for split, ds in tasks.items()}}
 
     def train(self, stage: str, model: Path) -> dict:
-        recipe = Path(self.args.recipes_dir) / f"{stage}.yaml"
+        recipe = self._recipe_reference(stage)
         # --cpu: without it accelerate sets OMP_NUM_THREADS=1 and the trainer uses one core of the machine's.
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", f"chatmusician_hf.{stage}",
-               "--config", str(recipe), "--model_name_or_path", str(model), "--output_dir", str(self.paths[stage]),
+               "--config", recipe, "--model_name_or_path", str(model), "--output_dir", str(self.paths[stage]),
                "--resume_from_checkpoint", "auto"]
         max_steps = self.args.cpt_max_steps if stage == "cpt" else self.args.sft_max_steps
         if max_steps:
             cmd += ["--max_steps", str(max_steps)]
         if self.args.save_steps:
             cmd += ["--save_steps", str(self.args.save_steps)]
-        print("  $ accelerate launch -m chatmusician_hf." + stage + " --config " + str(recipe), flush=True)
+        print("  $ accelerate launch -m chatmusician_hf." + stage + " --config " + recipe, flush=True)
         if subprocess.run(cmd).returncode != 0:
             raise RuntimeError(f"{stage} failed; rerun the quickstart to resume from its last checkpoint.")
         return json.loads((self.paths[stage] / "training_info.json").read_text())
@@ -149,8 +152,11 @@ class Quickstart:
         from .eval.music_theory_bench import MusicTheoryBenchArguments, accuracy_rows
         from .eval.music_theory_bench import main as bench
 
-        report = bench(MusicTheoryBenchArguments(model=str(self.paths["merged"]), dataset=self.args.benchmark_data,
-                                                 mode="ppl", shots=0, output_dir=str(self.paths["eval"])))
+        sample = resources.files("chatmusician_hf.resources") / "music_theory_bench_sample.jsonl"
+        with resources.as_file(sample) as sample_path:
+            report = bench(MusicTheoryBenchArguments(
+                model=str(self.paths["merged"]), dataset=self.args.benchmark_data or str(sample_path), mode="ppl",
+                shots=0, output_dir=str(self.paths["eval"])))
         quality = self._abc_quality()
         bpc = {name: self._held_out_bits_per_character(path) for name, path in (
             ("untrained", self.paths["tiny-base"]), ("after CPT", self.cpt_model), ("after SFT", self.paths["merged"]))}
@@ -178,20 +184,19 @@ class Quickstart:
     def report(self) -> dict:
         from .model_card import build_model_card
 
-        md, page = write_report(self.out, self.results)
-        build_model_card(self.paths["merged"], base_model=str(self.paths["tiny-base"]), relation="merge",
-                         datasets=["music21"], recipe=Path(self.args.recipes_dir) / "sft.yaml",
-                         training_info=self.results.get("sft"))
+        md, page = write_report(self.out, self.results, README_PROMPT, EVAL_SAMPLING)
+        with recipe_file(self._recipe_reference("sft")) as recipe:
+            build_model_card(self.paths["merged"], base_model=str(self.paths["tiny-base"]), relation="merge",
+                             datasets=["music21"], recipe=recipe, training_info=self.results.get("sft"))
         return {"report_md": str(md), "report_html": str(page), "model_card": str(self.paths["merged"] / "README.md")}
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _recipe(self, stage: str) -> dict:
-        import yaml
+    def _recipe_reference(self, stage: str) -> str:
+        """``<recipes_dir>/<stage>.yaml``: a file where there is one, else a packaged recipe's name."""
+        return f"{self.args.recipes_dir}/{stage}.yaml"
 
-        path = Path(self.args.recipes_dir) / f"{stage}.yaml"
-        if not path.is_file():
-            raise RecipeError(f"{path} not found: run the quickstart from a clone of the repository, or pass --recipes_dir.")
-        return yaml.safe_load(path.read_text())
+    def _recipe(self, stage: str) -> dict:
+        return load_recipe(self._recipe_reference(stage))
 
     def _held_out_bits_per_character(self, model_dir: Path) -> float:
         """Bits per character on the corpus's held-out tunes (comparable across tokenizers)."""
@@ -205,19 +210,18 @@ class Quickstart:
 
     def _abc_quality(self, decodings: tuple[str, ...] = ("none", "abc")) -> dict:
         """abc_quality of the held-out real tunes and of the merged model's answers with each ``--constrain`` choice."""
-        import evaluate
-
         from .data.config import default_cache_dir
         from .data.sft_format import sft_messages
         from .data.tasks import cached_music21_tasks, split_header
         from .inference import GenerationArguments, ModelArguments, fit_prompt, generate_batch, load_model
+        from .metrics import load_metric
 
         tasks = cached_music21_tasks(default_cache_dir())
         held_out = [row for row in tasks["validation"] if row["src"].endswith("text_to_abc")][: self.args.eval_prompts]
         real = [row["output"] for row in held_out]
         requested = [{k: v for k, v in split_header(tune)[0] if k in ("K", "M", "L")} for tune in real]
         train_tunes = [row["output"] for row in tasks["train"] if row["src"].endswith("text_to_abc")]
-        metric = evaluate.load(str(REPO_ROOT / "evaluate_metrics" / "abc_quality"))
+        metric = load_metric("abc_quality")
         rows = {"real held-out tunes": real}
         for constrain in decodings:
             loaded = load_model(ModelArguments(model=str(self.paths["merged"]), device="cpu", constrain=constrain))
@@ -235,78 +239,6 @@ class Quickstart:
                 "".join(json.dumps({"prompt": p.text, "answer": a}) + "\n" for p, a in zip(prompts, answers)))
         return {name: metric.compute(predictions=texts, requested_headers=requested, reference_tunes=train_tunes)
                 for name, texts in rows.items()}
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.3f}"
-    return "–" if value is None else str(value)
-
-
-QUALITY_COLUMNS = ["parse_rate", "valid_rate", "median_bars", "mean_bars", "bar_duration_correct_rate",
-                   "bar_correct_share", "header_adherence", "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
-
-
-def write_report(out: Path, results: dict) -> tuple[Path, Path]:
-    """report.md and report.html: loss curves, evaluation tables, the example score and its audio."""
-    evaluation = results.get("eval", {})
-    quality = evaluation.get("abc_quality", {})
-    columns = [c for c in QUALITY_COLUMNS if any(c in row for row in quality.values())]
-    lines = ["# chatmusician-hf quickstart report", "",
-             "The whole ChatMusician pipeline on the embedded default (tiny LLaMA, music21's ABC tunes), on CPU.", "",
-             "## Steps", "", "| step | seconds |", "|---|---|"]
-    lines += [f"| {name} | {r.get('seconds', 0):.0f} |" for name, r in results.items()]
-    lines += ["", "## Training", ""]
-    for stage in ("cpt", "sft"):
-        info = results.get(stage)
-        if info:
-            lines.append(f"- **{stage}**: {info['global_step']} steps, final train loss {_fmt(info['final_train_loss'])}, "
-                         f"held-out loss {_fmt(info['final_eval_loss'])} ({info['hardware']}, {info['train_runtime_s']}s)")
-            if (out / stage / "loss_curve.png").is_file():
-                lines += ["", f"![{stage} loss curve]({stage}/loss_curve.png)", ""]
-    bpc = evaluation.get("held_out_bits_per_character", {})
-    if bpc:
-        lines += ["", "Held-out bits per character (the corpus's held-out tunes): "
-                  + ", ".join(f"{name} {_fmt(value)}" for name, value in bpc.items()) + "."]
-    if quality:
-        sampling = ", ".join(f"{k} {v}" for k, v in EVAL_SAMPLING.items() if k != "do_sample")
-        lines += ["", "## ABC quality on held-out text-to-ABC prompts", "",
-                  f"Sampled with ChatMusician's generation defaults ({sampling}); music-aware decoding adds "
-                  "`--constrain abc` to the same sampling.", "",
-                  "| source | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for name, row in quality.items()]
-    bench = evaluation.get("music_theory_bench")
-    if bench:
-        lines += ["", "## MusicTheoryBench-schema fixture (ppl mode, zero-shot; the project's questions, not the benchmark)",
-                  "", "| subset | accuracy |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in bench.items()]
-    example = results.get("example", {})
-    if example:
-        lines += ["", "## Example: the README prompt", "", "```", README_PROMPT, "```", "", "```abc",
-                  example.get("answer", ""), "```", ""]
-        files = example.get("files", {})
-        if "svg" in files:
-            lines.append(f"![score](example/{Path(files['svg']).name})")
-        if "wav" in files:
-            lines += ["", f"[audio](example/{Path(files['wav']).name})"]
-    md = out / "report.md"
-    md.write_text("\n".join(lines) + "\n")
-
-    body = []
-    for line in lines:
-        if line.startswith("!["):
-            src = line[line.index("(") + 1:-1]
-            body.append(f'<img src="{html.escape(src)}" alt="{html.escape(line[2:line.index("]")])}" style="max-width:100%">')
-        elif line.startswith("[audio]("):
-            src = line[line.index("(") + 1:-1]
-            body.append(f'<audio controls src="{html.escape(src)}"></audio>')
-        else:
-            body.append(f"<pre>{html.escape(line)}</pre>" if line else "")
-    page = out / "report.html"
-    page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>chatmusician-hf quickstart</title>"
-                    "<style>body{font-family:sans-serif;max-width:60em;margin:auto} pre{margin:0;white-space:pre-wrap}"
-                    "</style></head><body>" + "\n".join(body) + "</body></html>\n")
-    return md, page
 
 
 def main(args: QuickstartArguments) -> dict:
@@ -343,4 +275,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("quickstart")

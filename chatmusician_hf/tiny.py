@@ -12,13 +12,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 from .configs import make_stage_parser
 from .tiny_tokenizer import PRETOKENIZE_PATTERNS, english_text, train_tokenizer
-
-# ChatMusician's sampling defaults (temperature 0.2, top_k 40, top_p 0.9, repetition penalty 1.1).
-CHATMUSICIAN_GENERATION_DEFAULTS = dict(
-    do_sample=True, temperature=0.2, top_k=40, top_p=0.9, repetition_penalty=1.1, min_new_tokens=10, max_new_tokens=1536
-)
 
 
 @dataclass
@@ -108,5 +104,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    main(cli_args)
+    from .cli import run_as_main
+
+    run_as_main("init-tiny")

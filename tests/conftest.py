@@ -62,3 +62,20 @@ def trained_tiny_model_dir(tiny_model_dir, tmp_path_factory):
     cpt.main(*cpt.make_parser().parse_args_and_config(argv))
     merge(MergeArguments(base=str(tiny_model_dir), adapter=str(work / "cpt"), output_dir=str(work / "merged")))
     return work / "merged"
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_tokenizer_dir():
+    """A LLaMA-2-style SentencePiece BPE tokenizer folder (32,000 pieces, byte fallback; see
+    ``tests/llama_style_tokenizer.py``): trained once (about 20 s), then read from the datasets cache."""
+    from llama_style_tokenizer import cached_tokenizer_dir
+
+    return cached_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_model_dir(sentencepiece_tokenizer_dir, tmp_path_factory):
+    """An untrained tiny ``LlamaForCausalLM`` over that tokenizer's vocabulary, saved with the tokenizer."""
+    from llama_style_tokenizer import build_untrained_model
+
+    return build_untrained_model(sentencepiece_tokenizer_dir, tmp_path_factory.mktemp("sentencepiece-model"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import doctest
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import evaluate
@@ -75,3 +77,14 @@ def test_documented_examples_hold(monkeypatch):
         runner.run(test)
         assert runner.summarize(verbose=False).failed == 0, name
         assert test.examples, name
+
+
+def test_without_chatmusician_hf_loading_says_what_to_install(tmp_path):
+    """Unlike music_theory_bench, this metric needs the package's ABC layer; a Hub user without it is told so."""
+    code = f"import sys; sys.modules['chatmusician_hf'] = None\nimport evaluate\nevaluate.load({str(METRIC_DIR)!r})"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ImportError: The abc_quality metric uses the chatmusician-hf ABC layer: pip install chatmusician-hf "
+        "(from https://github.com/chatmusician-hf/chatmusician-hf) and apt-get install abcmidi"
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
@@ -9,12 +12,28 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorLis
 from chatmusician_hf.constrain import AbcTracker, build_abc_logits_processor, split_utf8, token_bytes_table
 from chatmusician_hf.music import extract_tunes, validate_abc
 
-HEADERS = ["X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n", "X:1\nM:6/8\nL:1/8\nK:G\n", "X:1\nM:3/4\nK:Am\n"]
+HEADERS = [
+    "X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n",
+    "X:1\nM:6/8\nL:1/8\nK:G\n",
+    "X:1\nM:3/4\nK:Am\n",
+    "X:1\nM:2/4\nL:1/16\nK:Bb\n",
+    "X:1\nM:9/8\nL:1/8\nK:Ador\n",
+    "X:1\nM:C|\nL:1/8\nK:F#m\n",
+    "X:1\nM:C\nL:1/8\nR:reel\nK:Emix\n",
+    "X:1\nM:3/8\nL:1/16\nK:Eb\n",
+]
+# The two tokenizer families music-aware decoding must serve, by the fixture of an untrained model using each:
+# byte-level BPE (the tiny model) and LLaMA-2-style SentencePiece BPE with byte fallback (m-a-p/ChatMusician's kind).
+FAMILIES = {"byte-level": "tiny_model_dir", "sentencepiece": "sentencepiece_model_dir"}
+FUZZ_SEEDS = (0, 1, 2)
+FUZZ_BUDGET = 48
 
 
 def load(model_dir):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:  # LLaMA-2 has none; its users pad with EOS, as inference does
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir)
 
 
@@ -52,44 +71,6 @@ def _decodes(data: bytes) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def sentencepiece_model(tmp_path_factory):
-    """A LLaMA-2-like tokenizer (SentencePiece BPE with '▁' spaces and byte fallback) and a small random model."""
-    from tokenizers import SentencePieceBPETokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from chatmusician_hf.data.corpus import iter_music21_tunes
-
-    texts = [tune.text for _, tune in zip(range(300), iter_music21_tunes(), strict=False)]
-    spm = SentencePieceBPETokenizer()
-    spm.train_from_iterator(
-        texts, vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=spm, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    )
-    tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-    )
-    return tokenizer, LlamaForCausalLM(config)
-
-
-def test_sentencepiece_pieces_decode_with_their_spaces(sentencepiece_model):
-    tokenizer, _ = sentencepiece_model
-    table = token_bytes_table(tokenizer)
-    text = "X:1\nM:6/8\nK:G\nGAG GBd|e2d B2A|"
-    ids = tokenizer(text)["input_ids"]
-    assert any(tokenizer.convert_ids_to_tokens(i).startswith("\u2581") for i in ids)
-    assert b"".join(table[i] for i in ids).decode().lstrip(" ") == text
-
-
 def _assert_tracker_accepts(prompt: str, generated: str) -> AbcTracker:
     tracker = AbcTracker()
     assert tracker.feed(prompt + generated), (
@@ -110,43 +91,105 @@ def _assert_ended_tunes_valid(prompt: str, generated: str, tracker: AbcTracker) 
     return checked
 
 
-def test_sentencepiece_generation_stays_valid(sentencepiece_model):
-    tokenizer, model = sentencepiece_model
-    processor = build_abc_logits_processor(
-        tokenizer, top_k=20, top_p=0.95, temperature=1.0, max_new_tokens=40
-    )
-    outputs = generate(model, tokenizer, HEADERS, processor, max_new_tokens=40, do_sample=True, top_k=20)
-    endable = 0
-    for prompt, generated in zip(HEADERS, outputs, strict=True):
-        tracker = _assert_tracker_accepts(prompt, generated)
-        endable += tracker.can_end()
-    assert endable >= 1, "the wind-down before max_new_tokens completes tunes where one token can"
-    assert processor.stats["dead_ends"] == 0
+@pytest.fixture(scope="module")
+def fuzz_runs():
+    return {}
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_untrained_model_fuzz(tiny_model_dir, seed):
-    """An untrained model samples nearly random tokens: the processor alone keeps the tunes valid, never reaches a
-    dead end, and completes every tune before the budget runs out."""
-    tokenizer, model = load(tiny_model_dir)
-    budget = 48
-    processor = build_abc_logits_processor(
-        tokenizer, top_k=40, top_p=0.9, temperature=1.0, max_new_tokens=budget
+def fuzz(request, fuzz_runs, family):
+    """An untrained model of ``family`` samples nearly random tokens under the processor: every header with every
+    seed, the budget deliberately short. Returns the (prompt, generated) pairs, the processors' dead ends, and the
+    pairs of one run without the processor."""
+    if family not in fuzz_runs:
+        tokenizer, model = load(request.getfixturevalue(FAMILIES[family]))
+        pairs, dead_ends = [], 0
+        for seed in FUZZ_SEEDS:
+            processor = build_abc_logits_processor(
+                tokenizer, top_k=40, top_p=0.9, temperature=1.0, max_new_tokens=FUZZ_BUDGET
+            )
+            sampling = dict(max_new_tokens=FUZZ_BUDGET, do_sample=True, top_k=40, seed=seed)
+            outputs = generate(model, tokenizer, HEADERS, processor, **sampling)
+            pairs += list(zip(HEADERS, outputs, strict=True))
+            dead_ends += processor.stats["dead_ends"]
+        free = generate(model, tokenizer, HEADERS, None, max_new_tokens=FUZZ_BUDGET, do_sample=True, top_k=40)
+        fuzz_runs[family] = pairs, dead_ends, list(zip(HEADERS, free, strict=True))
+    return fuzz_runs[family]
+
+
+def abc2midi_messages(abc: str, folder) -> list[str]:
+    """Every error and warning abc2midi prints for ``abc``, bar-length warnings included."""
+    (folder / "tune.abc").write_text(abc, encoding="utf-8")
+    result = subprocess.run(
+        ["abc2midi", "tune.abc", "-o", "tune.mid"], cwd=folder, capture_output=True, text=True, timeout=30
     )
-    outputs = generate(
-        model, tokenizer, HEADERS, processor, max_new_tokens=budget, do_sample=True, top_k=40, seed=seed
-    )
-    validated = 0
-    for prompt, generated in zip(HEADERS, outputs, strict=True):
-        tracker = _assert_tracker_accepts(prompt, generated)
-        assert tracker.can_end(), f"the budget cut an unfinished tune: {generated!r}"
-        validated += _assert_ended_tunes_valid(prompt, generated, tracker)
-    assert validated == len(HEADERS), outputs
-    assert processor.stats["dead_ends"] == 0
-    free = generate(model, tokenizer, HEADERS, None, max_new_tokens=budget, do_sample=True, top_k=40)
-    assert not all(AbcTracker().feed(p + g) for p, g in zip(HEADERS, free, strict=True)), (
-        "unconstrained fails"
-    )
+    lines = (result.stdout + result.stderr).splitlines()
+    return [line.strip() for line in lines if re.match(r"\s*(Error|Warning)", line)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fuzz_the_tracker_accepts_what_the_processor_writes(request, fuzz_runs, family):
+    pairs, _, free = fuzz(request, fuzz_runs, family)
+    for prompt, generated in pairs:
+        _assert_tracker_accepts(prompt, generated)
+    assert not all(AbcTracker().feed(p + g) for p, g in free), "unconstrained, the tracker refuses some tune"
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        "byte-level",
+        pytest.param(
+            "sentencepiece",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="with SentencePiece pieces the processor lets through what abc2midi rejects (quoted text "
+                "holding %, ties to nothing, chords of too many notes or with trills) and leaves tunes unfinished",
+            ),
+        ),
+    ],
+)
+def test_fuzz_tunes_end_and_pass_the_validator(request, fuzz_runs, family):
+    """Every tune is finished within the budget, with no dead end, and passes the project's validator."""
+    pairs, dead_ends, _ = fuzz(request, fuzz_runs, family)
+    failures = []
+    for prompt, generated in pairs:
+        tracker = AbcTracker()
+        tracker.feed(prompt + generated)
+        tunes = extract_tunes(prompt + generated)
+        reports = [validate_abc(tune.abc) for tune in tunes]
+        if not tracker.can_end() or not tunes or not all(report.is_valid for report in reports):
+            failures.append(prompt + generated + "\n" + "\n".join(report.summary() for report in reports))
+    print(f"{family}: {len(failures)} of {len(pairs)} tunes fail, {dead_ends} dead ends")
+    assert not failures and dead_ends == 0, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(
+            family,
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="strict mode still writes what abc2midi warns about: unknown !decorations!, reserved "
+                "characters, grace notes longer than their note, slurs within slurs, uneven tuplets, short bars",
+            ),
+        )
+        for family in FAMILIES
+    ],
+)
+def test_fuzz_tunes_draw_no_abc2midi_message(request, fuzz_runs, family, tmp_path):
+    """What music-aware decoding aims at: abc2midi, run directly, prints no error and no warning for any tune."""
+    pairs, _, _ = fuzz(request, fuzz_runs, family)
+    noisy = {}
+    for prompt, generated in pairs:
+        for tune in extract_tunes(prompt + generated):
+            messages = abc2midi_messages(tune.abc, tmp_path)
+            if messages:
+                noisy[tune.abc] = messages
+    print(f"{family}: abc2midi prints messages for {len(noisy)} of {len(pairs)} tunes")
+    assert not noisy, "\n\n".join(abc + "\n" + "\n".join(messages) for abc, messages in noisy.items())
 
 
 def test_prose_is_generated_as_without_the_processor(tiny_model_dir):

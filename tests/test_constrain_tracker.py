@@ -160,7 +160,7 @@ def test_prose_around_a_tune_is_free():
     )
     tracker = tracker_after(answer)
     assert not tracker.in_tune and tracker.can_end()
-    assert tracker_after("Sure. " + "T:not at a line start, so prose\n").mode == "prose"
+    assert not tracker_after("Sure. " + "T:not at a line start, so prose\n").in_tune
     inside = tracker_after("Sure:\n" + header("6/8"))
     assert inside.in_tune and not inside.copy().feed("Hello")
 
@@ -509,7 +509,7 @@ def test_a_blank_line_after_a_continuation_still_ends_the_tune():
     assert not accepts(body, "\n"), 'abc2midi: "No note found to follow grace notes"'
     assert not _parses("z8|{d}\\\n\nA8|]")
     assert accepts(body, "A8|]\n") and _parses("z8|{d}\\\nA8|]")
-    assert tracker_after(header("4/4") + "z8|A8\\\n\n").mode == "prose", "the blank line ended the tune"
+    assert not tracker_after(header("4/4") + "z8|A8\\\n\n").in_tune, "the blank line ended the tune"
 
 
 def test_a_tie_waits_for_all_its_pitches():
@@ -572,3 +572,21 @@ def test_chord_symbols_need_the_tune_to_end_on_the_beat(meter, body, strict_ok):
     accepted = tracker.feed(tune) and tracker.can_end()
     assert accepted == strict_ok
     assert validate_abc(tune + "\n").parses == strict_ok
+
+
+def test_the_state_the_processor_reads_is_public_api():
+    """The logits processor reads the tracker through these properties and methods only (never its state)."""
+    tracker = tracker_after(header("4/4") + "z8|A")
+    assert tracker.in_element and tracker.ended().feed("B7|") and not tracker.ended().in_element
+    assert tracker_after(header("4/4") + "z8|(3A").rhythm_open and tracker_after(header("4/4") + "A>").rhythm_open
+    assert not tracker_after(header("4/4") + "z8|A2").rhythm_open
+    short = tracker_after(header("4/4") + "A8|A4| ")  # (a bar line's kind is known at the next character)
+    assert short.final_bar and short.tune_end() == "\n\n" and not short.copy().feed("B")
+    assert tracker_after(header("4/4") + "A8|A4|\n").tune_end() == "\n" and not tracker_after(header("4/4")).final_bar
+    assert tracker_after("Sure, here").in_prose_line and not tracker_after("Sure\n").in_prose_line
+    broken = tracker_after(header("4/4"))
+    assert not broken.feed("A9 ")  # (the tracker is undefined after a refusal: the processor resets it)
+    broken.reset_to_prose(line_start=False)
+    assert not broken.in_tune and broken.in_prose_line and broken.feed("X:1\n") and not broken.in_tune
+    broken.reset_to_prose(line_start=True)
+    assert broken.feed("X:1\n") and broken.in_tune

@@ -73,6 +73,21 @@ def test_cli_flag_overrides_recipe_value(tmp_path):
     assert os.environ["CMHF_TEST_VAR"] == "set-by-recipe"
 
 
+def test_config_takes_a_packaged_recipe_name_where_no_file_has_it(tmp_path, monkeypatch):
+    from chatmusician_hf import cpt
+
+    monkeypatch.chdir(tmp_path)  # no recipes/ here: the names are found in the installed package
+    data_args, training_args, model_args = cpt.make_parser().parse_args_and_config(["--config", "tiny/cpt"])
+    assert data_args.dataset_name == "music21" and training_args.learning_rate == 3.0e-3
+    assert model_args.model_name_or_path == "outputs/tiny-base"
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "cpt.yaml").write_text("learning_rate: 0.5\n")  # a file at that path wins over the name
+    _, training_args, _ = cpt.make_parser().parse_args_and_config(["--config", "tiny/cpt.yaml"])
+    assert training_args.learning_rate == 0.5
+    with pytest.raises(RecipeError, match="not found: tiny/cpt_lroa. Did you mean the packaged recipe 'tiny/cpt_lora'"):
+        cpt.make_parser().parse_args_and_config(["--config", "tiny/cpt_lroa"])
+
+
 def test_misspelled_cli_flag_is_rejected_with_suggestion():
     with pytest.raises(RecipeError, match="Did you mean '--lora_r'"):
         RecipeParser([_Example]).parse_args_and_config(["--lora_rr", "4"])

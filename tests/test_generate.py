@@ -64,13 +64,20 @@ def test_batched_generation_keeps_rows_and_order(tiny_model_dir, tmp_path):
     assert [r["response"] for r in batched] == [r["response"] for r in single]
 
 
-def test_bad_input_files_are_named_in_the_error(tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "ok"}\n{not json}\n')
-    with pytest.raises(RecipeError, match=r"bad.jsonl line 2: not valid JSON"):
-        read_prompts(bad, "prompt")
+def test_bad_lines_are_kept_with_their_line_number_and_a_file_without_good_ones_fails(tmp_path):
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"prompt": "ok"}\n\n{not json}\n')
+    good, bad = read_prompts(mixed, "prompt")
+    assert (good.line, good.prompt, good.error) == (1, "ok", None)
+    assert (bad.line, bad.row, bad.error) == (
+        3,
+        None,
+        "not valid JSON (Expecting property name enclosed in double quotes)",
+    )
     missing_field = write_jsonl(tmp_path / "fields.jsonl", [{"text": "no prompt here"}])
-    with pytest.raises(RecipeError, match=r"fields.jsonl line 1: no string field 'question'"):
+    with pytest.raises(
+        RecipeError, match=r"fields.jsonl: no usable prompts in the file; line 1: no string field 'question'"
+    ):
         read_prompts(missing_field, "question")
     code = cli_main(
         ["generate", "--model", "unused", "--input", str(tmp_path / "nope.jsonl"), "--output", "o.jsonl"]

@@ -7,10 +7,12 @@ from fractions import Fraction
 
 import pytest
 
+from chatmusician_hf.abc.keys import UnknownKey, parse_key
+from chatmusician_hf.abc.lengths import note_length
+from chatmusician_hf.abc.meters import parse_meter
 from chatmusician_hf.music import stats
 from chatmusician_hf.music.scan import scan_tune
 from chatmusician_hf.music.stats import edit_similarity, header_matches, normalize_header_value
-from chatmusician_hf.music.theory import KeyError_, length_multiplier, parse_key, parse_meter
 
 
 def test_module_doctests():
@@ -29,27 +31,30 @@ def test_module_doctests():
         ("D exp ^f _b", {"F": 1, "B": -1}),
         ("Gmix clef=bass", {}),
         ("none", {}),
+        ("G treble", {"F": 1}),  # a word after the tonic that names no mode is not one (abc2midi)
+        ("A#", {"B": -1, "E": -1}),  # past 7 sharps: 12 fifths back, as abc2midi plays it
+        ("HP", {"F": 1, "C": 1}),  # highland pipes play F sharp and C sharp, signature written or not
     ],
 )
 def test_key_signatures(value, accidentals):
     assert parse_key(value).accidentals == accidentals
 
 
-@pytest.mark.parametrize("value", ["Es", "H", "A#", "Xmaj"])
+@pytest.mark.parametrize("value", ["Es", "H", "Dexp", "Xmaj"])
 def test_unreadable_keys(value):
-    with pytest.raises(KeyError_):
+    with pytest.raises(UnknownKey):
         parse_key(value)
 
 
 def test_meters_and_lengths():
-    assert parse_meter("C") == parse_meter("4/4") == 1
+    assert parse_meter("C").bar_length == parse_meter("4/4").bar_length == 1
     assert (
-        parse_meter("C|") == 1
-        and parse_meter("6/8") == Fraction(3, 4)
-        and parse_meter("2+3/8") == Fraction(5, 8)
+        parse_meter("C|").bar_length == 1
+        and parse_meter("6/8").bar_length == Fraction(3, 4)
+        and parse_meter("2+3/8").bar_length == Fraction(5, 8)
     )
-    assert parse_meter("none") is None
-    assert [length_multiplier(s) for s in ("", "2", "/", "//", "3/2", "/4")] == [
+    assert parse_meter("none").bar_length is None
+    assert [note_length(s) for s in ("", "2", "/", "//", "3/2", "/4")] == [
         1,
         2,
         Fraction(1, 2),
@@ -73,7 +78,9 @@ def test_rhythm_tuplets_broken_rhythm_chords_and_grace_notes():
 
 def test_header_normalisation_and_matching():
     assert normalize_header_value("K", "G major") == normalize_header_value("K", "Gmaj") == "G"
-    assert normalize_header_value("M", "C|") == "2/2" and normalize_header_value("L", "2/16") == "1/8"
+    assert normalize_header_value("M", "C|") == "2/2" and normalize_header_value("L", "1/8") == "1/8"
+    assert normalize_header_value("M", "(2+3)/8") == normalize_header_value("M", "5/8 % five") == "5/8"
+    assert normalize_header_value("L", "2/16") is None  # abc2midi: "Default length must be 1/X", ignored
     assert header_matches({"K": "Em", "M": "C", "L": "1/16"}, "X:1\nM:4/4\nL:1/8\nK:E minor\nE|") == {
         "K": True,
         "M": True,

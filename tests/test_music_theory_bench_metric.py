@@ -6,6 +6,8 @@ import doctest
 import importlib.util
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import evaluate
@@ -130,6 +132,29 @@ def test_option_text_rule():
     assert module.extract_answer("Tritones are rare", options) is None
     key_options = {"A": "A minor", "B": "E minor", "C": "C minor", "D": "D minor"}
     assert module.extract_answer("Answer: A minor", key_options) == "A"
+
+
+def test_a_hub_user_loads_the_metric_without_chatmusician_hf(tmp_path):
+    """The Hub metric's script needs only evaluate and datasets: it loads where chatmusician_hf cannot be imported."""
+    code = (
+        "import sys; sys.modules['chatmusician_hf'] = None  # import chatmusician_hf now fails\n"
+        "import evaluate\n"
+        f"metric = evaluate.load({str(METRIC_DIR)!r})\n"
+        "print(metric.compute(predictions=['B', 'The answer is (C).'], references=['B', 'A'])['accuracy'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "0.5"
+
+
+def test_the_package_loads_its_own_copy_or_says_where_none_was_found(tmp_path):
+    from chatmusician_hf.configs import RecipeError
+    from chatmusician_hf.metrics import load_metric
+
+    packaged = load_metric("music_theory_bench")
+    assert packaged.compute(predictions=["The answer is (C)."], references=["C"])["accuracy"] == 1.0
+    with pytest.raises(RecipeError, match=f"No music_theory_bench metric at {tmp_path}: expected music_theory_bench"):
+        load_metric("music_theory_bench", tmp_path)
 
 
 def _metric_module():

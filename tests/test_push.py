@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from chatmusician_hf.push import PushError, publish_spaces, push_folder
-from chatmusician_hf.testing.adapters import make_lora_adapter
-from chatmusician_hf.testing.local_hub import LocalHub, client_env
+from chatmusician_hf.metrics import metric_script
+from chatmusician_hf.push import PushError, check_metric_scripts, publish_spaces, push_folder
+
+from helpers.adapters import make_lora_adapter
+from helpers.local_hub import LocalHub, client_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_localtest_" + secrets.token_hex(12)  # unique: any occurrence in a log or file is a leak
@@ -216,3 +218,26 @@ def test_publish_spaces_then_evaluate_load_from_the_hub(hub, tmp_path, online):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == 0.5
+    if project == PROJECT_ROOT:  # the Hub got the scoring rules the package runs, byte for byte
+        published = hub.files(f"user/{metric}", repo_type="space")[f"{metric}.py"]
+        assert published == metric_script(metric).read_bytes()
+
+
+def test_every_metric_folder_holds_its_packaged_script_byte_for_byte():
+    folders = sorted(p for p in (PROJECT_ROOT / "evaluate_metrics").iterdir() if p.is_dir())
+    assert [f.name for f in folders] == ["abc_quality", "music_theory_bench"]
+    for folder in folders:
+        assert (folder / f"{folder.name}.py").read_bytes() == metric_script(folder.name).read_bytes(), folder
+
+
+def test_publish_spaces_refuses_a_metric_script_that_is_not_the_packaged_one(hub, tmp_path, online):
+    project = tmp_path / "project"
+    folder = project / "evaluate_metrics" / "music_theory_bench"
+    shutil.copytree(PROJECT_ROOT / "evaluate_metrics" / "music_theory_bench", folder)  # links become copies
+    check_metric_scripts([folder])  # an identical copy is the packaged script
+    script = folder / "music_theory_bench.py"
+    script.write_text(script.read_text() + "\nLETTERS = LETTERS[:3]  # an edit made here, not in the package\n")
+    requests = len(hub.request_log)
+    with pytest.raises(PushError, match="music_theory_bench.py is not the package's chatmusician_hf/metrics/"):
+        publish_spaces("refused", project, endpoint=hub.endpoint)
+    assert len(hub.request_log) == requests and hub.commit_count("refused/music_theory_bench", "space") == 0

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.browser import LOADED_IMAGES_JS, headless_chromium
+
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ["--cpt_max_steps", "16", "--sft_max_steps", "6", "--save_steps", "4", "--eval_prompts", "4",
          "--eval_batch_size", "4", "--max_new_tokens", "96"]
@@ -138,33 +140,24 @@ def test_full_quickstart_meets_the_quality_bar(full_run):
     assert losses["after CPT"] < losses["untrained"] - 3.0, losses
 
 
-def test_report_page_shows_loss_curve_score_and_audio_in_a_browser(full_run, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_report_page_shows_tables_loss_curve_score_and_audio_in_a_browser(full_run):
     from selenium.webdriver.common.by import By
 
     out, _ = full_run
     example = json.loads((out / "steps" / "example.json").read_text())
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'chrome'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    with headless_chromium() as driver:
         driver.get((out / "report.html").as_uri())
-        images = driver.find_elements(By.TAG_NAME, "img")
-        loaded = [img.get_attribute("src") for img in images
-                  if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)]
-        assert any(src.endswith("cpt/loss_curve.png") for src in loaded), loaded
-        if "svg" in example["files"]:
-            assert any(src.endswith(".svg") for src in loaded), loaded
-        if "wav" in example["files"]:  # a tune that abc2midi rejects has a score but no audio
-            audio = driver.find_elements(By.TAG_NAME, "audio")
-            assert audio and audio[0].get_attribute("src").endswith(".wav")
+        loaded = driver.execute_script(LOADED_IMAGES_JS)
+        headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table th")]
+        row_names = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table td:first-child")]
+        audio = [a.get_attribute("src") for a in driver.find_elements(By.TAG_NAME, "audio")]
         artifacts = REPO / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         driver.save_screenshot(str(artifacts / "quickstart-report.png"))
-    finally:
-        driver.quit()
+    assert {"step", "source", "parse_rate", "subset", "accuracy"} <= set(headers), headers
+    assert {"real held-out tunes", "plain sampling", "music-aware decoding", "overall"} <= set(row_names), row_names
+    assert any(src.endswith("cpt/loss_curve.png") for src in loaded), loaded
+    if "svg" in example["files"]:
+        assert any(src.endswith(".svg") for src in loaded), loaded
+    if "wav" in example["files"]:  # a tune that abc2midi rejects has a score but no audio
+        assert audio and audio[0].endswith(".wav"), audio

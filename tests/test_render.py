@@ -106,7 +106,9 @@ def test_cli_renders_a_file_and_prints_the_report(tmp_path, capsys):
 
 
 def test_cli_reads_free_text_from_stdin(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "stdin", io.StringIO((FIXTURES / "prose_answer.txt").read_text()))
+    # a real standard input: text over bytes, which render reads as bytes and decodes itself
+    stdin = io.TextIOWrapper(io.BytesIO((FIXTURES / "prose_answer.txt").read_bytes()), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
     out = tmp_path / "stdin"
     assert cli_main(["render", "-", "--wav", "--out", str(out), "--tune_index", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["tune.abc", "tune.wav"]

@@ -23,6 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hostile_corpus import (
+    ALL_FIXTURES,
+    DIRECTIVE_FIXTURES,
+    assert_files_clean,
+    assert_inert_svg,
+    assert_no_secret,
+    hostile,
+    plant_secret,
+)
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -30,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "spaces" / "chatmusician" / "app.py"
 ARTIFACTS = REPO / "test-artifacts"
 ANSWER_CAP = 24  # CHATMUSICIAN_MAX_NEW_TOKENS given to the server
+AUDIO_CAP = 120  # CHATMUSICIAN_MAX_AUDIO_SECONDS given to the server
 
 TWO_VOICES = """X:1
 T:Two voices
@@ -99,6 +109,7 @@ def space(tiny_model_dir, tmp_path_factory):
         CHATMUSICIAN_MODEL=str(tiny_model_dir),
         CHATMUSICIAN_MAX_NEW_TOKENS=str(ANSWER_CAP),
         CHATMUSICIAN_CONCURRENCY="4",
+        CHATMUSICIAN_MAX_AUDIO_SECONDS=str(AUDIO_CAP),
         TMPDIR=str(tmp),
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
@@ -259,6 +270,93 @@ def test_hostile_input_is_refused_or_rendered_safely(space):
     assert not Path("/tmp/escaped").exists()
     assert _snapshot(space.root, space.temp_root()) == before, "nothing written outside the app's temp folder"
     assert not list(space.cwd.iterdir())
+
+
+def call_raw(space, api_name: str, body: str) -> tuple[str, object]:
+    """POST a JSON body exactly as written (NaN, \\udcff escapes: what gradio_client's encoder refuses to send) to
+    the Space's API and return the final (event, data) of its answer stream."""
+    api = f"{space.url}gradio_api/call/{api_name}"
+    request = urllib.request.Request(api, data=body.encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{api}/{event_id}", timeout=300) as response:
+        stream = response.read().decode()
+    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream, re.MULTILINE)
+    event, data = events[-1]
+    return event, json.loads(data)
+
+
+@pytest.fixture(scope="module")
+def secret(space):
+    """A file beside the server that hostile tunes try to read."""
+    folder = space.root / "secrets"
+    folder.mkdir(exist_ok=True)
+    return plant_secret(folder)
+
+
+def test_hostile_corpus_through_the_render_endpoint_leaks_nothing(space, secret):
+    client = space.client()
+    downloads = space.root / "downloads"
+    for name in ALL_FIXTURES:
+        score, wav, files, report = client.predict(hostile(name, secret), api_name="/render")
+        assert_no_secret(secret, score, report)
+        for svg in svgs_in(score):
+            assert_inert_svg(svg.encode())
+        if name in DIRECTIVE_FIXTURES:
+            assert "[directives/forbidden-directive]" in report and "removed before the tools ran" in report
+        if name in ("slow_tempo", "long_repeats"):
+            assert wav is None and f"the limit is {AUDIO_CAP} s (max_audio_seconds)" in report
+            assert sorted(Path(f).suffix for f in files) == [".abc", ".svg"]
+    assert_files_clean(secret, downloads)
+    assert space.process.poll() is None
+
+
+def test_the_chats_answer_prefix_cannot_read_a_file(space, secret):
+    prefix = f"X:1\nT:Prefix\n%%abc-include {secret.path}\nM:4/4\nL:1/8\nK:G\nGABc dedB|"
+    history, _, score, wav, files, validation = chat(
+        space.client(), "Compose a tune", max_new_tokens=ANSWER_CAP, constrain=True, answer_prefix=prefix
+    ).result()
+    assert "line 3: %%abc-include reads a file on the machine running the tools" in validation
+    # the answer holds the prefix as typed (its path too); what the file holds appears nowhere
+    assert_no_secret(secret, json.dumps(history), path_allowed=True)
+    assert_no_secret(secret, score, validation)
+    assert [Path(f).suffix for f in files] and wav
+    for svg in svgs_in(score):
+        assert_inert_svg(svg.encode())
+
+
+def test_nan_settings_and_lone_surrogates_get_a_clear_message(space):
+    good = ["Compose a tune", [], 0.2, 40, 0.9, 1.1, 8, False, ""]
+    for index, label in ((2, "Temperature"), (4, "Top-p"), (5, "Repetition penalty"), (6, "Max new tokens")):
+        body = json.dumps({"data": good[:index] + ["NAN_HERE"] + good[index + 1 :]}).replace(
+            '"NAN_HERE"', "NaN"
+        )
+        event, data = call_raw(space, "chat", body)
+        assert (event, data["error"]) == ("error", f"{label} must be a finite number, got nan.")
+    event, data = call_raw(space, "chat", json.dumps({"data": ["hi \udcff", *good[1:]]}))
+    assert data["error"] == "The message contains a lone surrogate (U+DCFF) at character 3; it is not text."
+    turn = [{"type": "text", "text": "a\udcff"}]
+    history = [{"role": "user", "content": turn}, {"role": "assistant", "content": turn}]
+    event, data = call_raw(space, "chat", json.dumps({"data": [good[0], history, *good[2:]]}))
+    assert (
+        data["error"]
+        == "A message in the conversation contains a lone surrogate (U+DCFF) at character 1; it is not text."
+    )
+    event, data = call_raw(space, "render", json.dumps({"data": ["X:1\nK:C\nC\udcffD|"]}))
+    assert (event, data) == (
+        "complete",
+        ["", None, [], "The ABC text contains a lone surrogate (U+DCFF) at character 9; it is not text."],
+    )
+    assert space.process.poll() is None
+
+
+def test_the_server_log_holds_no_secret_and_no_unexpected_traceback(space, secret):
+    log = space.log.read_text(errors="replace")
+    assert_no_secret(secret, log)
+    # gradio prints a traceback for every refusal it sends (gr.Error); any other would be a crash
+    for trace in log.split("Traceback (most recent call last):")[1:]:
+        last = next(line for line in trace.splitlines() if line and not line.startswith((" ", "^")))
+        assert last.startswith("gradio.exceptions.Error: "), trace[-1500:]
 
 
 # ---------------------------------------------------------------- load

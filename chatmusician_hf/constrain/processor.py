@@ -77,7 +77,7 @@ class _Row:
         """The tracker to feed text starting with ``char`` to (not a copy): in a note being read, any character
         that cannot extend it ends it first, and that is done once per state (AbcTracker.ended)."""
         tracker = self.tracker
-        if tracker.ctx != "note" or char in ELEMENT_CHARS:
+        if not tracker.in_element or char in ELEMENT_CHARS:
             return tracker
         if self._ended is _UNKNOWN:
             self._ended = tracker.ended()
@@ -239,7 +239,7 @@ class AbcLogitsProcessor(LogitsProcessor):
             if next(draws.first(index), None) in self._eos:
                 return self._end_token(), None
             self.stats["ended"] += 1
-            return self._force(row, "\n" if row.tracker.ctx == "body_ls" else "\n\n")
+            return self._force(row, row.tracker.tune_end())
         completion = row.plan
         if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
             completion = row.completion()
@@ -295,7 +295,7 @@ class AbcLogitsProcessor(LogitsProcessor):
         after = self._advance(row, token_id)
         if after is None:
             return False, None
-        if left is None and not (_in_pair_or_tuplet(row.tracker) or _in_pair_or_tuplet(after.tracker)):
+        if left is None and not (row.tracker.rhythm_open or after.tracker.rhythm_open):
             return True, after
         if after.pending:
             return left is None or left > 1, after
@@ -335,7 +335,7 @@ class AbcLogitsProcessor(LogitsProcessor):
         tracker = row.tracker
         if row.pending:
             return row.advanced(*split_utf8(row.pending + data))
-        if tracker.ctx == "prose" and tracker.col > 0 and b":" not in data and b"\n" not in data:
+        if tracker.in_prose_line and b":" not in data and b"\n" not in data:
             return row  # inside a prose line, text without a field colon or a line end cannot start a tune
         text, pending = self._token_text[token_id]
         if text and not row.accepts_first(text[0]):
@@ -410,17 +410,12 @@ class _Draws:
             block *= 8
 
 
-def _in_pair_or_tuplet(tracker: AbcTracker) -> bool:
-    return bool(tracker.tup_left or tracker.broken)
-
-
 def _feed_leniently(tracker: AbcTracker, text: str) -> None:
     """Follow text that was not generated under the constraint (the prompt): a character the tracker refuses
     drops it back to prose at the next line, so the tracker never stalls on a malformed prompt."""
     for char in text:
         if not tracker.feed(char):
-            tracker.__init__(tracker.strict)
-            tracker.col = 0 if char == "\n" else 1
+            tracker.reset_to_prose(line_start=char == "\n")
 
 
 def build_abc_logits_processor(tokenizer, generation_config=None, **options) -> AbcLogitsProcessor:

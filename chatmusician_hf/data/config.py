@@ -9,15 +9,19 @@ checks this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..configs import RecipeError
+from ..errors import RecipeError
 
 # Dataset names that need no download: the tunes music21 ships, and the SFT task set built from them.
 MUSIC21_CORPUS = "music21"
 MUSIC21_TASKS = "music21-tasks"
+# The SFT task set built from the tunes of a folder or file of .abc tunebooks: "abc-tasks:my_tunes/".
+ABC_TASKS_PREFIX = "abc-tasks:"
+ABC_FILTERS = ("all", "parses", "valid")
 
 
 @dataclass
@@ -28,7 +32,8 @@ class DataArguments:
             "help": "Dataset to train on: a Hub ID (m-a-p/MusicPile, m-a-p/MusicPile-sft, ...), a local directory "
             "(a save_to_disk folder or a folder of data files), a .jsonl/.json/.parquet/.csv/.txt/.arrow file, or "
             f"'{MUSIC21_CORPUS}' (the ABC tunes bundled with music21) or '{MUSIC21_TASKS}' (SFT tasks built from "
-            "them). Ignored when 'datasets' is set."
+            "them). A .abc file or a folder of them gives one pretraining row per tune, and "
+            f"'{ABC_TASKS_PREFIX}PATH' the SFT tasks built from those tunes. Ignored when 'datasets' is set."
         },
     )
     dataset_config: str | None = field(
@@ -94,6 +99,15 @@ class DataArguments:
             "data). Needs chatmusician_hf.music.transpose_abc."
         },
     )
+    abc_filter: str = field(
+        default="all",
+        metadata={
+            "help": "Which tunes of .abc sources (files, folders, abc-tasks:) to keep: 'all', 'parses' (abc2midi reads "
+            "the music without a musical error) or 'valid' (chatmusician_hf.music.validate_abc finds no error: "
+            "header, abc2midi, bar durations, voices). What is left out, and why, is printed.",
+            "choices": list(ABC_FILTERS),
+        },
+    )
     dataset_seed: int = field(
         default=42, metadata={"help": "Seed for mixture sampling, held-out rows and transposition choices."}
     )
@@ -123,6 +137,8 @@ class DataArguments:
             )
         if not 0 <= self.validation_fraction < 1:
             raise RecipeError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.abc_filter not in ABC_FILTERS:
+            raise RecipeError(f"abc_filter must be one of {', '.join(ABC_FILTERS)}, got {self.abc_filter!r}")
         if self.transpose_augment < 0:
             raise RecipeError(f"transpose_augment must be >= 0, got {self.transpose_augment}")
         if self.datasets is None:
@@ -140,3 +156,30 @@ def default_cache_dir() -> Path:
 
 def cache_dir(data_args: DataArguments) -> Path:
     return Path(data_args.data_cache_dir).expanduser() if data_args.data_cache_dir else default_cache_dir()
+
+
+def cached_dataset(folder: Path, build):
+    """The dataset saved in ``folder``, or ``build()`` saved there first (``save_to_disk``), then loaded.
+
+    The folder appears whole or not at all: it is written under another name and renamed, and where another process
+    finished first, its copy is kept."""
+    import os
+    import shutil
+
+    from datasets import load_from_disk
+
+    if not (folder / "dataset_dict.json").is_file() and not (folder / "state.json").is_file():
+        partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        build().save_to_disk(str(partial))
+        if folder.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            os.replace(partial, folder)
+    return load_from_disk(str(folder))
+def source_digest(*modules) -> str:
+    """A hash of the given modules' source code. ``datasets`` fingerprints a module-level map function by its name
+    only, so cache keys include this to never reuse results of an older version of the code."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]

@@ -99,10 +99,15 @@ def iter_music21_tunes() -> Iterator[CorpusTune]:
             yield CorpusTune(id=f"music21/{rel}#{ordinal}", text=text, src=f"music21/{collection}")
 
 
-def in_validation(text: str, validation_fraction: float, seed: int) -> bool:
-    """Hash-based split: a tune's side depends only on its text and the seed, never on corpus order."""
+def held_out_rank(text: str, seed: int) -> float:
+    """A tune's place in [0, 1) for the held-out split: it depends only on its text and the seed, never on order."""
     digest = hashlib.sha256(f"{seed}\0{text}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_validation(text: str, validation_fraction: float, seed: int) -> bool:
+    """Hash-based split: the tunes whose rank falls under the fraction are held out."""
+    return held_out_rank(text, seed) < validation_fraction
 
 
 def build_music21_corpus(validation_fraction: float = 0.05, seed: int = 42, keep_bookkeeping: bool = False):

@@ -23,8 +23,9 @@ import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..configs import RecipeError, unknown_key_message
-from .config import MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
+from ..configs import unknown_key_message
+from ..errors import DatasetSourceError
+from .config import ABC_TASKS_PREFIX, MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
 from .corpus import in_validation
 
 TEXT_COLUMNS = ("text", "src")
@@ -39,13 +40,6 @@ FILE_BUILDERS = {
     ".txt": "text",
     ".arrow": "arrow",
 }
-
-
-class DatasetSourceError(RecipeError):
-    """A dataset source that cannot be loaded as the recipe names it (missing file, unreachable Hub ID, bad key).
-
-    A ``RecipeError``, so ``chatmusician-hf`` prints the message on one line and exits with status 2.
-    """
 
 
 @dataclass
@@ -130,6 +124,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
     """Every split of one source, as a DatasetDict (or IterableDatasetDict when streaming)."""
     import datasets
 
+    from .tunebooks import load_tunebook_source, tunebook_source
+
     path = spec.path
     if path == MUSIC21_CORPUS:
         from .corpus import build_music21_corpus
@@ -143,6 +139,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
             seed=data_args.dataset_seed,
             validation_fraction=data_args.validation_fraction or 0.05,
         )
+    elif (tunebooks := tunebook_source(path)) is not None:
+        splits = load_tunebook_source(path, *tunebooks, data_args)
     elif Path(path).expanduser().is_dir() and (
         (Path(path).expanduser() / "dataset_dict.json").is_file()
         or (Path(path).expanduser() / "state.json").is_file()
@@ -160,6 +158,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
                 raise DatasetSourceError(
                     f"{path}: unknown file type; use one of {', '.join(sorted(FILE_BUILDERS))} or a folder."
                 )
+            if not local.read_bytes().strip():
+                raise DatasetSourceError(f"{spec.path}: the file is empty; it holds no rows.")
             kwargs.update(name=None, data_files=str(local))
             path = builder
         elif local.is_dir():
@@ -171,7 +171,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
         except DatasetSourceError:
             raise
         except Exception as err:  # noqa: BLE001 - every failure becomes one readable line naming the source
-            if _is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err):
+            from_hub = not local.exists() and spec.path not in FILE_BUILDERS.values()
+            if from_hub and (_is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err)):
                 raise DatasetSourceError(offline_message(spec.path)) from None
             raise DatasetSourceError(
                 f"Could not load dataset '{spec.path}': {type(err).__name__}: {err}"
@@ -256,9 +257,12 @@ def normalize_columns(ds, spec: SourceSpec, kind: str, default_text_column: str 
     else:
         missing = [c for c in ("instruction", "output") if c not in names]
         if missing:
+            from .tunebooks import tunebook_source
+
+            tasks = tunebook_source(spec.path) and f" For SFT tasks built from its tunes, use '{ABC_TASKS_PREFIX}{spec.path}'."
             raise DatasetSourceError(
                 f"{spec.path}: SFT rows need instruction/input/output columns (MusicPile-sft's schema); missing "
-                f"{', '.join(missing)} (columns: {', '.join(names)})."
+                f"{', '.join(missing)} (columns: {', '.join(names)}).{tasks or ''}"
             )
     names = _column_names(ds)
     fill = {c: (spec.path if c == "src" else "") for c in wanted if c not in names}
@@ -372,6 +376,9 @@ def load_rows(data_args: DataArguments, split: str = "train", kind: str = "text"
         ds = select_src(ds, spec, data_args.dataset_seed, data_args.streaming)
         parts.append(ds)
     rows = mix(parts, specs, data_args.dataset_seed, data_args.streaming)
+    if not data_args.streaming and len(rows) == 0:
+        names = ", ".join(spec.path for spec in specs)
+        raise DatasetSourceError(f"{names}: no rows in split '{split}' (after the src selection and held-out share).")
     if data_args.max_rows is not None:
         rows = (
             rows.take(data_args.max_rows)

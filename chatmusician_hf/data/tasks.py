@@ -1,4 +1,4 @@
-"""SFT tasks built from music21's tunes, in MusicPile-sft's schema (``instruction``, ``input``, ``output``, ``src``,
+"""SFT tasks built from ABC tunes (music21's, or a folder's: :mod:`.tunebooks`), in MusicPile-sft's schema (``instruction``, ``input``, ``output``, ``src``,
 ``id``), modelled on ChatMusician's task families:
 
 - ``text_to_abc``: "Using ABC notation, recreate the given text as a musical score." + the header as
@@ -23,6 +23,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..abc.keys import UnknownKey, parse_key
+from ..abc.lexicon import BAR_LINE, FIELD_LINE, without_comment
+from ..abc.meters import MeterError, parse_meter
+from ..chat_format import FIELD_NAMES, FORM_NAME
 from .corpus import CorpusTune, build_music21_corpus
 
 logger = logging.getLogger(__name__)
@@ -35,43 +39,7 @@ CONTINUATION_INSTRUCTION = (
 )
 FORM_INSTRUCTION = "Compose a tune in ABC notation in the musical form given below.\n"
 
-# Header fields and the words ChatMusician's prompts use for them.
-FIELD_NAMES = {
-    "T": "Title",
-    "C": "Composer",
-    "O": "Origin",
-    "A": "Area",
-    "R": "Rhythm",
-    "M": "Meter",
-    "L": "Note Length",
-    "Q": "Tempo",
-    "K": "Key",
-    "N": "Notes",
-    "Z": "Transcription",
-    "S": "Source",
-    "B": "Book",
-    "H": "History",
-    "G": "Group",
-    "D": "Discography",
-}
-MODE_NAMES = {
-    "": "major",
-    "maj": "major",
-    "ion": "major",
-    "m": "minor",
-    "min": "minor",
-    "aeo": "minor",
-    "dor": "dorian",
-    "phr": "phrygian",
-    "lyd": "lydian",
-    "mix": "mixolydian",
-    "loc": "locrian",
-}
-
-_FIELD_LINE = re.compile(r"^([A-Za-z]):\s*(.*?)\s*$")
-_KEY = re.compile(r"^([A-G])([#b]?)\s*([A-Za-z]*)")
-# Bar lines, longest first: ":|]" ":||" ":|" "::" "|:" "||" "|]" "[|" "|".
-_BARLINE = re.compile(r":*\|\]|:*\|\|:*|:+\|:*|::+|\|:+|\[\||\|")
+_BARLINE = re.compile(BAR_LINE)
 _SECTION_END = re.compile(r"^(?::+\|.*|::+|.*\|\]|\|\|.*)$")
 _NOTE = re.compile(r"[A-Ga-gz]")
 # What is not music when counting bars: chord symbols/annotations, decorations, comments, inline fields.
@@ -88,9 +56,9 @@ def split_header(tune: str) -> tuple[list[tuple[str, str]], str]:
     lines = tune.split("\n")
     fields: list[tuple[str, str]] = []
     for i, line in enumerate(lines):
-        match = _FIELD_LINE.match(line)
+        match = FIELD_LINE.match(line)
         if match:
-            fields.append((match.group(1), match.group(2)))
+            fields.append((match.group(1), match.group(2).strip()))
             if match.group(1) == "K":
                 return fields, "\n".join(lines[i + 1 :])
     return fields, ""
@@ -98,28 +66,28 @@ def split_header(tune: str) -> tuple[list[tuple[str, str]], str]:
 
 def describe_key(value: str) -> str | None:
     """``Ador`` -> ``A dorian``, ``F#m`` -> ``F sharp minor``; None for keys this cannot name."""
-    match = _KEY.match(value.strip())
-    if not match:
+    try:
+        return parse_key(value).describe()
+    except UnknownKey:
         return None
-    letter, accidental, mode = match.groups()
-    mode = MODE_NAMES.get(mode.lower()[:3] if len(mode) > 1 else mode.lower())
-    if mode is None:
-        return None
-    return f"{letter}{ {'#': ' sharp', 'b': ' flat', '': ''}[accidental] } {mode}"
 
 
 def describe_meter(value: str) -> str | None:
-    value = value.strip()
-    if value == "C":
-        return "4/4 (common time)"
-    if value == "C|":
-        return "2/2 (cut time)"
-    return value if re.fullmatch(r"\d+/\d+", value) else None
+    """``6/8``, ``4/4 (common time)``, ``2/2 (cut time)``; None for free meter and for meters not written plainly
+    (the answer repeats the tune's own spelling)."""
+    value = without_comment(value).strip()
+    try:
+        meter = parse_meter(value, strict=True)
+    except MeterError:
+        return None
+    if meter.bar_length is None:
+        return None
+    return {"C": "4/4 (common time)", "C|": "2/2 (cut time)"}.get(value, value)
 
 
 def _music_lines(body: str) -> str:
     """The body without lyrics, comments, chord symbols, decorations and inline fields."""
-    lines = [line for line in body.split("\n") if not _FIELD_LINE.match(line)]
+    lines = [line for line in body.split("\n") if not FIELD_LINE.match(line)]
     return _NOT_MUSIC.sub(" ", "\n".join(lines))
 
 
@@ -188,7 +156,7 @@ def _row(tune: CorpusTune, family: str, instruction: str, input: str, output: st
         "instruction": instruction,
         "input": input,
         "output": output,
-        "src": f"music21-tasks/{family}",
+        "src": f"{tune.src.split('/')[0]}-tasks/{family}",  # music21-tasks/form, my_tunes-tasks/form
         "id": f"{tune.id}/{family}{suffix}",
     }
 
@@ -216,7 +184,7 @@ def tasks_for_tune(
     if "form" in families and single_voice:
         form = musical_form(body)
         if form is not None:
-            lines = [f"Form {form}", _header_lines(fields, "MKR")]
+            lines = [f"{FORM_NAME} {form}", _header_lines(fields, "MKR")]
             yield _row(tune, "form", FORM_INSTRUCTION, "\n".join(line for line in lines if line), tune.text)
     if "transpose" in families and transpose_abc is not None and rng.random() < transpose_fraction:
         key = describe_key(codes.get("K", ""))
@@ -271,18 +239,17 @@ def _load_transpose_abc(families):
     return transpose_abc
 
 
-def build_music21_tasks(
+def build_tasks(
+    corpus,
     seed: int = 42,
-    validation_fraction: float = 0.05,
     families: tuple[str, ...] = FAMILIES,
     max_tunes: int | None = None,
     transpose_fraction: float = 0.1,
-    corpus=None,
 ):
-    """The task set as a ``DatasetDict`` with ``train`` and ``validation`` splits, split by tune.
+    """The task set over ``corpus`` (a ``DatasetDict`` of tunes in MusicPile's schema), split as the corpus is.
 
     ``transpose_fraction`` of the tunes get a transpose task (each runs abc2abc, about 10 ms); ``max_tunes`` limits
-    each split to its first tunes, for quick runs; ``corpus`` replaces ``build_music21_corpus``'s tunes.
+    each split to its first tunes, for quick runs.
     """
     from datasets import Dataset, DatasetDict
     from tqdm.auto import tqdm
@@ -291,12 +258,11 @@ def build_music21_tasks(
     if unknown:
         raise ValueError(f"unknown task families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
     transpose_abc = _load_transpose_abc(families)
-    corpus = corpus if corpus is not None else build_music21_corpus(validation_fraction, seed)
     out = {}
     for split, rows in corpus.items():
         records = []
         tunes = rows if max_tunes is None else rows.select(range(min(max_tunes, len(rows))))
-        for row in tqdm(tunes, desc=f"music21 tasks ({split})", unit="tunes"):
+        for row in tqdm(tunes, desc=f"tasks ({split})", unit="tunes"):
             tune = CorpusTune(id=row["id"], text=row["text"], src=row["src"])
             records.extend(tasks_for_tune(tune, seed, families, transpose_abc, transpose_fraction))
         columns = ("instruction", "input", "output", "src", "id")
@@ -304,21 +270,30 @@ def build_music21_tasks(
     return DatasetDict(out)
 
 
+def build_music21_tasks(
+    seed: int = 42,
+    validation_fraction: float = 0.05,
+    families: tuple[str, ...] = FAMILIES,
+    max_tunes: int | None = None,
+    transpose_fraction: float = 0.1,
+):
+    """:func:`build_tasks` over music21's tunes, with ``train`` and ``validation`` splits, split by tune."""
+    corpus = build_music21_corpus(validation_fraction, seed)
+    return build_tasks(corpus, seed, families, max_tunes, transpose_fraction)
+
+
 def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float = 0.05):
     """:func:`build_music21_tasks` with all families, saved under ``cache_root`` on first use and loaded after.
 
     The folder name hashes the arguments, this module's and the corpus module's code, and the music21 version.
     """
-    import os
-    import shutil
     import sys
     from pathlib import Path
 
     import music21
-    from datasets import load_from_disk
 
     from . import corpus
-    from .packing import source_digest
+    from .config import cached_dataset, source_digest
 
     key = hashlib.sha256(
         "|".join(
@@ -331,13 +306,4 @@ def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float 
         ).encode()
     ).hexdigest()[:16]
     folder = Path(cache_root) / "music21-tasks" / key
-    if (folder / "dataset_dict.json").is_file():
-        return load_from_disk(str(folder))
-    tasks = build_music21_tasks(seed=seed, validation_fraction=validation_fraction)
-    partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
-    tasks.save_to_disk(str(partial))
-    if folder.exists():  # another process finished first
-        shutil.rmtree(partial, ignore_errors=True)
-    else:
-        os.replace(partial, folder)
-    return load_from_disk(str(folder))
+    return cached_dataset(folder, lambda: build_music21_tasks(seed=seed, validation_fraction=validation_fraction))

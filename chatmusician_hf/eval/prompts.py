@@ -19,8 +19,8 @@ produces with ``target_delimiter: " "`` and ``fewshot_delimiter: "\\n\\n"``.
 from __future__ import annotations
 
 from ..chat_format import inference_prompt
+from .bench_data import LETTERS
 
-LETTERS = ("A", "B", "C", "D")
 INSTRUCTION = "Read the following questions from the four options (A, B, C and D) given in each question. Choose the best option."
 # Stems that come with an ABC excerpt open with this sentence; the paper drops it and appends the excerpt instead.
 EXAMPLE_SENTENCE = "Use the example below to answer the question that follows."

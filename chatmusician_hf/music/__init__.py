@@ -1,13 +1,17 @@
 """The ABC notation layer: find tunes in text, validate them, render them, transpose them.
 
-It knows nothing of models; every stage that touches ABC goes through these functions. External programs
-(abc2midi, abc2abc, abcm2ps, fluidsynth) run through :mod:`chatmusician_hf.music.runner`: no shell, a timeout, an
+It knows nothing of models; every stage that touches ABC goes through these functions. Text reaches the external
+programs (abc2midi, abc2abc, abcm2ps, fluidsynth) only through :func:`~.validate.prepare`, which removes the
+directives that read files or pass raw code (:mod:`chatmusician_hf.abc.directives`), and the programs run through
+:mod:`chatmusician_hf.music.runner`: no shell, a timeout, an environment of their own, operating-system limits, an
 output cap and a temporary directory that is always removed.
 
 Modules: ``extract`` (tunes in free text), ``validate`` (the report, and which abc2midi messages count),
-``scan`` (a lenient reader: bars, durations, pitches), ``theory`` (keys, meters, lengths), ``rendering``
-(SVG/MIDI/WAV), ``transpose``, ``batch`` (many texts in a process pool), ``stats`` (the ABC-quality statistics),
-``midi`` (a small MIDI reader), ``runner`` (subprocesses).
+``scan`` (a lenient reader: bars, durations, pitches; keys, meters and lengths come from
+:mod:`chatmusician_hf.abc`), ``rendering`` (SVG/MIDI/WAV), ``budget`` (how much a render may write),
+``svg_safety`` (inert SVG), ``transpose``, ``batch`` (many texts in a process pool), ``stats`` (the ABC-quality
+statistics), ``midi`` (a small MIDI reader and its length), ``runner`` (subprocesses), ``confinement`` (their
+environment and limits).
 
 Errors: :class:`AbcError` (a ``ValueError``) for input that cannot be used as ABC at all;
 :class:`MissingToolError` when a program is not installed (the message names the Debian package). Everything

@@ -1,4 +1,5 @@
-"""Validate many texts at once: extraction and validation of each text in a small process pool.
+"""Validate many texts or tunes at once, in a small process pool: texts are searched for their first tune, the tunes
+of a tunebook are checked as they are.
 
 Reading a tune is pure Python and abc2midi is a subprocess, so processes (not threads) keep both cores busy;
 results come back in input order.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from .errors import AbcError
 from .extract import extract_tunes
 from .validate import ValidationReport, validate_abc
+from .verdicts import check_tune
 
 
 @dataclass
@@ -31,26 +33,37 @@ def check_text(text: str, timeout: float = 10.0) -> TextCheck:
         return TextCheck(len(tunes), None)
 
 
-def _check_chunk(args: tuple[list[str], float]) -> list[TextCheck]:
-    texts, timeout = args
-    return [check_text(text, timeout) for text in texts]
+def _check_chunk(args: tuple) -> list:
+    check, items, timeout = args
+    return [check(item, timeout=timeout) for item in items]
 
 
-def check_texts(
-    texts: list[str],
+def check_texts(texts: list[str], **options) -> list[TextCheck]:
+    """:func:`check_text` for every text, in parallel (options: see :func:`check_all`)."""
+    return check_all(check_text, texts, **options)
+
+
+def check_tunes(tunes: list, **options) -> list:
+    """:func:`~.verdicts.check_tune` (validation only) for every tune of a tunebook, in parallel."""
+    return check_all(check_tune, tunes, **options)
+
+
+def check_all(
+    check,
+    items: list,
     *,
     workers: int | None = None,
     timeout: float = 10.0,
     progress: bool = False,
     chunk_size: int = 64,
-) -> list[TextCheck]:
-    """:func:`check_text` for every text, ``workers`` processes (default: the CPU count) in parallel."""
+) -> list:
+    """``check(item, timeout=timeout)`` for every item, ``workers`` processes (default: the CPU count) in parallel."""
     workers = workers or os.cpu_count() or 1
-    chunks = [(texts[i : i + chunk_size], timeout) for i in range(0, len(texts), chunk_size)]
-    results: list[TextCheck] = []
+    chunks = [(check, items[i : i + chunk_size], timeout) for i in range(0, len(items), chunk_size)]
+    results: list = []
     if workers == 1 or len(chunks) <= 1:
         iterator = map(_check_chunk, chunks)
-        return [check for chunk in _progress(iterator, len(chunks), progress) for check in chunk]
+        return [result for chunk in _progress(iterator, len(chunks), progress) for result in chunk]
     with ProcessPoolExecutor(workers) as pool:
         for chunk in _progress(pool.map(_check_chunk, chunks), len(chunks), progress):
             results.extend(chunk)

@@ -11,28 +11,22 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 
-from .theory import (
-    ACCIDENTAL_SEMITONES,
-    C_MAJOR,
-    NATURAL_SEMITONES,
-    Key,
-    KeyError_,
-    default_unit_length,
-    length_multiplier,
-    parse_key,
-    parse_meter,
-    parse_unit_length,
-)
+from quicktions import Fraction
+
+from ..abc.keys import ACCIDENTAL_SEMITONES, C_MAJOR, NATURAL_SEMITONES, Key, parse_key
+from ..abc.lengths import BROKEN_FACTORS, NOTE_LENGTH, note_length, parse_unit_length
+from ..abc.lexicon import ACCIDENTALS, BAR_LINE, ENDING_NUMBERS, FIELD_LINE, NOTE_LETTERS
+from ..abc.meters import COMMON_TIME, Meter, default_unit_length, parse_meter, tuplet_ratio
 
 _ONE = Fraction(1)
-_NOTE_START = set("^_=ABCDEFGabcdefg")
-FIELD_LINE = re.compile(r"^([A-Za-z+]):(.*)$")
-_NOTE = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])([,']*)(\d*/*\d*)")
-_REST = re.compile(r"([zx])(\d*/*\d*)")
+_NOTE_START = NOTE_LETTERS | ACCIDENTALS
+_NOTE = re.compile(rf"(\^\^|\^|__|_|=)?([A-Ga-g])([,']*)({NOTE_LENGTH})")
+_REST = re.compile(rf"([zx])({NOTE_LENGTH})")
+_LENGTH = re.compile(NOTE_LENGTH)
 _MULTI_REST = re.compile(r"([ZX])(\d*)")
-_BARLINE = re.compile(r":*\[?\|+\]?:*(?:\s*\[?\d+(?:[-,]\d+)*)?|:*\[\|:*|::+|\[\d+(?:[-,]\d+)*")
+# a bar line, with the numbers of the ending it starts ("|1", ":|2", "[1")
+_BARLINE = re.compile(rf":*\[?\|+\]?:*(?:\s*\[?{ENDING_NUMBERS})?|{BAR_LINE}|\[{ENDING_NUMBERS}")
 _TUPLET = re.compile(r"\((\d)(?::(\d?))?(?::(\d?))?")
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]\n]*)\]")
 _DECORATION = re.compile(r"![^!\n]*!|\+[^+\n]*\+")
@@ -72,7 +66,7 @@ class ScannedTune:
     header: list[tuple[str, str, int]] = field(default_factory=list)  # (letter, value, 1-based line)
     body_start_line: int | None = None  # line after K:, None when K: is missing
     key: Key = C_MAJOR
-    meter: Fraction | None = Fraction(1)
+    meter: Meter = COMMON_TIME
     unit: Fraction = Fraction(1, 8)
     voices: dict[str, list[Bar]] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
@@ -85,7 +79,8 @@ class ScannedTune:
 
 @functools.lru_cache(maxsize=4096)
 def _note_length(suffix: str, unit: Fraction) -> Fraction:
-    return length_multiplier(suffix) * unit
+    # (a length abc2midi cannot read, which it reports as an error, counts as the unit)
+    return (note_length(suffix) or _ONE) * unit
 
 
 class _VoiceState:
@@ -135,35 +130,33 @@ class _Scanner:
             elif letter == "L":
                 unit_text, unit_line = value, index + 1
             elif letter == "K":
-                tune.meter = self._meter(meter_text, meter_line) if meter_text is not None else Fraction(1)
+                tune.meter = self._meter(meter_text, meter_line) if meter_text is not None else COMMON_TIME
                 tune.unit = self._unit(unit_text, tune.meter, unit_line)
                 tune.key = self._key(value, index + 1)
                 tune.body_start_line = index + 2
                 return index + 1
         return len(self.lines)
 
-    def _meter(self, text: str, line: int):
+    @staticmethod
+    def _read(parse, text: str, line: int, errors: list, default):
+        """``parse(text)``; where the value is unreadable, ``default``, with the error recorded (never raises)."""
         try:
-            return parse_meter(text)
-        except ValueError as err:
-            self.tune.meter_errors.append((str(err), line))
-            return Fraction(1)
+            return parse(text)
+        except ValueError as err:  # (UnknownKey, MeterError, LengthError)
+            errors.append((str(err), line))
+            return default
 
-    def _unit(self, text: str | None, meter, line: int) -> Fraction:
+    def _meter(self, text: str, line: int) -> Meter:
+        return self._read(parse_meter, text, line, self.tune.meter_errors, COMMON_TIME)
+
+    def _unit(self, text: str | None, meter: Meter, line: int) -> Fraction:
+        default = default_unit_length(meter.bar_length)
         if text is None:
-            return default_unit_length(meter)
-        try:
-            return parse_unit_length(text)
-        except ValueError as err:
-            self.tune.meter_errors.append((str(err), line))
-            return default_unit_length(meter)
+            return default
+        return self._read(parse_unit_length, text, line, self.tune.meter_errors, default)
 
     def _key(self, text: str, line: int) -> Key:
-        try:
-            return parse_key(text)
-        except KeyError_ as err:
-            self.tune.key_errors.append((str(err), line))
-            return C_MAJOR
+        return self._read(parse_key, text, line, self.tune.key_errors, C_MAJOR)
 
     # -- body ---------------------------------------------------------------------------------------------
     def voice(self, name: str) -> _VoiceState:
@@ -204,7 +197,7 @@ class _Scanner:
                 Bar(
                     state.name,
                     duration,
-                    state.meter,
+                    state.meter.bar_length,
                     line,
                     column,
                     state.left,
@@ -273,7 +266,8 @@ class _Scanner:
         state = self.current
         # Many collections (the Essen folksongs among them) end a phrase line on a complete bar without a
         # barline: a line that ends exactly on a full bar closes it; a partial bar continues on the next line.
-        complete = state.meter is not None and state.duration == state.meter and not state.overlay_max
+        full = state.meter.bar_length
+        complete = full is not None and state.duration == full and not state.overlay_max
         if complete and not line.split("%", 1)[0].rstrip().endswith("\\"):
             self.close_bar("", line_no, len(line))
 
@@ -317,14 +311,14 @@ class _Scanner:
                     pos += 1
                     continue
                 inner = line[pos + 1 : end]
-                length_match = re.compile(r"\d*/*\d*").match(line, end + 1)
-                outer = length_multiplier(length_match.group(0))
+                length_match = _LENGTH.match(line, end + 1)
+                outer = note_length(length_match.group(0)) or _ONE
                 first = None
                 for note in _NOTE.finditer(_GRACE.sub("", _DECORATION.sub("", _ANNOTATION.sub("", inner)))):
                     acc, letter, marks, length = note.groups()
                     pitch = self.note_pitch(state, acc, letter, marks)
                     if first is None:
-                        first = length_multiplier(length)
+                        first = note_length(length) or _ONE
                     self.tune.notes.append(Note(pitch, Fraction(0), line_no, pos))
                     state.notes += 1
                 if first is not None:
@@ -355,10 +349,7 @@ class _Scanner:
             if char in "<>":
                 run = len(line) - len(line[pos:].lstrip(char)) - pos
                 run = min(run, 3)
-                # a>b: a is dotted (x 3/2), b halved; a>>b: x 7/4 and x 1/4 (ABC 2.1 §4.4)
-                shrink = Fraction(1, 2**run)
-                grow = 2 - shrink
-                first, second = (grow, shrink) if char == ">" else (shrink, grow)
+                first, second = BROKEN_FACTORS[run] if char == ">" else BROKEN_FACTORS[run][::-1]
                 if self.last_note_duration is not None:
                     state.duration += self.last_note_duration * (first - 1)
                     self.last_note_duration = None
@@ -371,15 +362,9 @@ class _Scanner:
                 p = int(match.group(1))
                 q = int(match.group(2)) if match.group(2) else None
                 r = int(match.group(3)) if match.group(3) else p
-                if q is None:
-                    compound = (
-                        state.meter is not None
-                        and state.meter.numerator % 3 == 0
-                        and state.meter.numerator > 3
-                    )
-                    q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}.get(p, 3 if compound else 2)
-                if p:
-                    self.tuplet_factor = Fraction(q, p)
+                ratio = tuplet_ratio(p, q, state.meter.numerator)
+                if ratio is not None:
+                    self.tuplet_factor = ratio
                     self.tuplet_left = r
                 pos = match.end()
                 continue

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from fractions import Fraction
 
+from ..abc.keys import parse_key
+from ..abc.lengths import parse_unit_length
+from ..abc.meters import parse_meter
 from .scan import ScannedTune, scan_tune
-from .theory import KeyError_, parse_key, parse_meter, parse_unit_length
 
 COPY_SIMILARITY = 0.85  # edit similarity at or above which a generated tune counts as a copy of a reference
 
@@ -48,22 +49,22 @@ def bar_repetition_rate(tune: ScannedTune | str) -> float | None:
 
 
 def normalize_header_value(field: str, value: str) -> str | None:
-    """A canonical form of a K:, M: or L: value so that equivalent spellings compare equal.
+    """A canonical form of a K:, M: or L: value so that equivalent spellings compare equal, read as abc2midi
+    reads it (``chatmusician_hf.abc``).
 
     K: tonic and mode (``G``, ``Gmaj``, ``G major`` -> ``G``; ``Em``, ``E minor`` -> ``Emin``);
-    M: ``C`` -> ``4/4``, ``C|`` -> ``2/2``, spaces dropped; L: the fraction (``1/8``). ``None`` when unreadable.
+    M: ``C`` -> ``4/4``, ``C|`` -> ``2/2``, ``(2+3)/8`` -> ``5/8``, ``6/8`` stays; L: the fraction (``1/8``).
+    ``None`` when unreadable (abc2midi reports an error and ignores the field).
     """
     value = value.strip()
     try:
         if field == "K":
             return parse_key(value).text() or "none"
         if field == "M":
-            compact = value.replace(" ", "")
-            meter = parse_meter(compact)
-            return {"C": "4/4", "C|": "2/2"}.get(compact, compact if meter is not None else "none")
+            return parse_meter(value).text()
         if field == "L":
-            return str(Fraction(parse_unit_length(value)))
-    except (KeyError_, ValueError):
+            return str(parse_unit_length(value))
+    except ValueError:
         return None
     return value
 

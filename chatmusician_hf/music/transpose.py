@@ -4,7 +4,9 @@ The rewriting is done by ``abc2abc -t N`` (abcmidi), the reference implementatio
 (``K:G`` +3 -> ``K:Bb``), every note and accidental relative to the new key, and chord symbols (``"Am"`` ->
 ``"Cm"``). The output is checked note by note with this layer's own reader before it is returned, and
 ``tests/test_music_transpose.py`` checks the result through MIDI: every pitch moves by exactly N and
-every duration is unchanged.
+every duration is unchanged. A tune holding a directive that reads a file or passes raw code
+(:mod:`chatmusician_hf.abc.directives`) is refused, never passed to abc2abc: a transposition is a copy of the
+tune, and it must not carry such a line into training data or anywhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from .errors import AbcError
 from .runner import run_tool, temporary_workdir
 from .scan import ScannedTune, scan_tune
-from .validate import check_input, tool_text
+from .validate import prepare, tool_text
 
 MAX_SEMITONES = 48
 re_meter = re.compile(r"(?m)^M:|\[M:")
@@ -23,11 +25,13 @@ re_meter = re.compile(r"(?m)^M:|\[M:")
 def transpose_abc(abc: str, semitones: int, *, timeout: float = 10.0) -> str:
     """``abc`` moved by ``semitones`` (positive is up).
 
-    Raises :class:`AbcError` for unusable input, a tune with no ``K:`` line or an unreadable ``K:``/``M:``/``L:``
-    value, or when abc2abc fails. Those are the tunes it does not accept; for the rest, transposing back restores
-    every pitch (checked over the music21 corpus).
+    Raises :class:`AbcError` for unusable input, a forbidden directive (naming it and its line), a tune with no
+    ``K:`` line or an unreadable ``K:``/``M:``/``L:`` value, or when abc2abc fails. Those are the tunes it does not
+    accept; for the rest, transposing back restores every pitch (checked over the music21 corpus).
     """
-    abc = check_input(abc)
+    abc, removed = prepare(abc)
+    if removed:
+        raise AbcError(f"cannot transpose: {removed[0]}")
     if isinstance(semitones, bool) or not isinstance(semitones, int):
         raise AbcError(f"semitones must be an int, got {semitones!r}")
     if abs(semitones) > MAX_SEMITONES:
@@ -46,8 +50,9 @@ def transpose_abc(abc: str, semitones: int, *, timeout: float = 10.0) -> str:
         (work / "tune.abc").write_text(text, encoding="utf-8")
         # -e: no error comments in the output; the tune is returned as transposed text only
         result = run_tool("abc2abc", ["tune.abc", "-e", "-t", str(semitones)], cwd=work, timeout=timeout)
-    if result.timed_out:
-        raise AbcError(f"abc2abc did not finish within {timeout:g} s")
+    failure = result.failure() or (result.truncated and "abc2abc wrote more output than is kept")
+    if failure:
+        raise AbcError(f"cannot transpose: {failure}")
     out = result.stdout
     if offset:
         out = out.split("\n", 1)[1] if "\n" in out else ""

@@ -10,7 +10,13 @@ What counts against validity (``ValidationReport.errors``; ``is_valid`` is ``not
 * bars (``bar-duration``): an inner bar whose duration differs from the meter. The first and last bar of a voice,
   and bars beside a repeat sign, double bar or ending, may be short (pickups and their completions); an overfull
   bar is always wrong. Free meter (``M:none``) is not checked;
-* voices (``voice-bar-count``): the voices of a multi-voice tune have different numbers of bars.
+* voices (``voice-bar-count``): the voices of a multi-voice tune have different numbers of bars;
+* directives (``forbidden-directive``): a directive that reads a file or passes raw code to the tools
+  (:mod:`chatmusician_hf.abc.directives`); it is removed before any tool sees the tune, and the tune is invalid;
+* abc2midi's own failure, whatever it printed (``abc2midi-failed``): a non-zero exit, a crash signal, a timeout;
+  any message it prints that is not one of its usual shapes (``abc2midi-message``: "eputc: aborting because of
+  file runaway", "Out of memory error"); more messages than are kept (``abc2midi-flood``); a MIDI file left
+  half-written (``truncated-midi``).
 
 Warnings (reported, not counted): a missing ``X:`` line (added for the tools), header fields after ``K:``,
 abc2midi's *non-musical* errors -- an ``I:`` instruction it does not know, text in quotes that is not a chord
@@ -25,14 +31,25 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from ..abc.directives import Directive, strip_directives
+from ..text_input import text_problem
 from .errors import AbcError
-from .runner import run_tool, temporary_workdir
+from .midi import midi_problem
+from .runner import MAX_OUTPUT_BYTES, OUTPUT_GAP, ToolResult, run_tool, temporary_workdir
 from .scan import FIELD_LINE, ScannedTune, scan_tune
 
 MAX_ABC_CHARS = 200_000  # far beyond any real tune (the largest music21 tune is ~20k characters)
+MAX_VOICES_LISTED = 16
 
 _ABC2MIDI_BAR_WARNING = re.compile(r"^Track \d+ Bar \d+ has ")
 _ABC2MIDI_LINE = re.compile(r"^(Error|Warning) in line-char (\d+)-(\d+) : (.*)$")
+# What abc2midi prints on every run (its version, the file it writes), its chord-name hint, the second line of its
+# part-specification error (reported with the first) and the voice table it prints where a blank line ends a tune
+# that named voices ("voice mapping:", then labels and numbers): its only lines not shaped like _ABC2MIDI_LINE over
+# music21's 12,945 tunes. Any other line is one of its aborts.
+_ABC2MIDI_ROUTINE = re.compile(
+    r"^(\d+\.\d+ .* abc2midi|writing MIDI file \S+|\(Hint: .*|The P: is ignored\.|voice mapping:|(\S* *\d+ *)+)$"
+)
 
 # abc2midi error messages that do not change the notes: reported as warnings.
 NON_MUSICAL_ABC2MIDI_ERRORS = [
@@ -82,8 +99,10 @@ class ValidationReport:
 
     def summary(self) -> str:
         verdict = "valid" if self.is_valid else "INVALID"
+        # bar counts per voice, unless there are so many voices that the list would drown the rest
+        voices = f" {self.voices}" if len(self.voices) <= MAX_VOICES_LISTED else ""
         lines = [
-            f"{verdict}: {self.n_bars} bars in {len(self.voices)} voice(s) {self.voices}, "
+            f"{verdict}: {self.n_bars} bars in {len(self.voices)} voice(s){voices}, "
             f"{self.n_bad_bars} bad bar(s), {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
         ]
         lines += [f"  error   {issue}" for issue in self.errors]
@@ -92,16 +111,31 @@ class ValidationReport:
 
 
 def check_input(abc) -> str:
-    """The documented refusal: non-text, empty, binary or oversized input raises :class:`AbcError`."""
+    """The documented refusal: non-text, empty, binary, undecodable or oversized input raises :class:`AbcError`."""
     if not isinstance(abc, str):
         raise AbcError(f"ABC must be a str, got {type(abc).__name__}")
     if not abc.strip():
         raise AbcError("ABC text is empty")
-    if "\x00" in abc:
-        raise AbcError("ABC text contains NUL bytes (binary data?)")
     if len(abc) > MAX_ABC_CHARS:
         raise AbcError(f"ABC text is {len(abc)} characters; the limit is {MAX_ABC_CHARS}")
+    problem = text_problem(abc)
+    if problem:
+        raise AbcError(f"ABC text {problem}")
     return abc
+
+
+def prepare(abc) -> tuple[str, list[Directive]]:
+    """The one door to the tools: ``abc`` checked (:func:`check_input`) with its forbidden directives replaced by
+    comment lines, and the list of what was removed."""
+    return strip_directives(check_input(abc))
+
+
+def directive_issues(removed: list[Directive]) -> list[AbcIssue]:
+    return [
+        AbcIssue("forbidden-directive", f"{d.written} {d.reason}; removed before the tools ran", d.line, None,
+                 "directives")
+        for d in removed
+    ]  # fmt: skip
 
 
 def tool_text(abc: str) -> tuple[str, int]:
@@ -210,6 +244,8 @@ def classify_abc2midi(output: str, line_offset: int) -> tuple[list[AbcIssue], li
     for raw in output.splitlines():
         match = _ABC2MIDI_LINE.match(raw.strip())
         if not match:
+            if raw.strip() not in ("", OUTPUT_GAP) and not _ABC2MIDI_ROUTINE.match(raw.strip()):
+                errors.append(AbcIssue("abc2midi-message", raw.strip(), None, None, "abc2midi"))
             continue
         kind, line, column, message = match.groups()
         line_no = int(line) - line_offset
@@ -226,30 +262,50 @@ def classify_abc2midi(output: str, line_offset: int) -> tuple[list[AbcIssue], li
     return errors, warnings
 
 
-def run_abc2midi(text: str, timeout: float, workdir=None) -> tuple[str, bool]:
-    """abc2midi's messages for ``text`` (a tune with X:), and whether it timed out."""
-    if workdir is not None:
-        (workdir / "tune.abc").write_text(text, encoding="utf-8")
-        result = run_tool("abc2midi", ["tune.abc", "-o", "tune.mid"], cwd=workdir, timeout=timeout)
-        return result.output, result.timed_out
-    with temporary_workdir() as tmp:
-        return run_abc2midi(text, timeout, tmp)
+def run_abc2midi(text: str, timeout: float, workdir) -> ToolResult:
+    """abc2midi on ``text`` (a tune with X:), writing ``tune.abc`` and ``tune.mid`` in ``workdir``."""
+    (workdir / "tune.abc").write_text(text, encoding="utf-8")
+    return run_tool("abc2midi", ["tune.abc", "-o", "tune.mid"], cwd=workdir, timeout=timeout)
 
 
-def validate_abc(abc: str, *, timeout: float = 10.0, _workdir=None) -> ValidationReport:
+def tool_failure_issues(result: ToolResult, midi) -> list[AbcIssue]:
+    """What makes abc2midi's run a failure whatever its messages said: how it ended, a flood, a cut MIDI."""
+    issues = []
+    failure = result.failure()
+    if failure:
+        code = "timeout" if result.timed_out else "abc2midi-failed"
+        issues.append(AbcIssue(code, failure, None, None, "abc2midi"))
+    if result.truncated:
+        issues.append(
+            AbcIssue("abc2midi-flood", f"abc2midi printed more than {MAX_OUTPUT_BYTES:,} bytes of messages; "
+                     "all but the last were dropped", None, None, "abc2midi")
+        )  # fmt: skip
+    problem = midi_problem(midi.read_bytes()) if midi.is_file() and midi.stat().st_size else None
+    if problem:
+        issues.append(AbcIssue("truncated-midi", f"abc2midi's MIDI file is incomplete: {problem}", None, None,
+                               "abc2midi"))  # fmt: skip
+    return issues
+
+
+def validate_abc(abc: str, *, timeout: float = 10.0) -> ValidationReport:
     """Check one tune and return the full report; raises only :class:`AbcError` (unusable input) and
     :class:`MissingToolError` (abc2midi absent)."""
-    abc = check_input(abc)
+    text, removed = prepare(abc)
+    with temporary_workdir() as work:
+        return validate_prepared(text, removed, timeout=timeout, workdir=work)
+
+
+def validate_prepared(abc: str, removed: list[Directive], *, timeout: float, workdir) -> ValidationReport:
+    """The report for a tune that went through :func:`prepare`; abc2midi writes ``tune.abc`` and ``tune.mid`` into
+    ``workdir``, where a renderer reuses them."""
     tune = scan_tune(abc)
     errors, warnings = header_issues(tune, abc)
+    errors += directive_issues(removed)
     warnings += body_field_issues(abc, tune)
     text, offset = tool_text(abc)
-    output, timed_out = run_abc2midi(text, timeout, _workdir)
-    midi_errors, midi_warnings = classify_abc2midi(output, offset)
-    if timed_out:
-        midi_errors.append(
-            AbcIssue("timeout", f"abc2midi did not finish within {timeout:g} s", None, None, "abc2midi")
-        )
+    result = run_abc2midi(text, timeout, workdir)
+    midi_errors, midi_warnings = classify_abc2midi(result.output, offset)
+    midi_errors += tool_failure_issues(result, workdir / "tune.mid")
     errors += midi_errors
     warnings += midi_warnings
     if tune.body_start_line is not None and not any(tune.voices.values()):

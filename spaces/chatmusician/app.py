@@ -7,12 +7,16 @@ Run locally with any model folder or Hub ID (``CHATMUSICIAN_MODEL``, default ``m
 Settings (environment variables): ``CHATMUSICIAN_MODEL``, ``CHATMUSICIAN_ADAPTER`` (a PEFT adapter on top),
 ``CHATMUSICIAN_DEVICE`` (auto, cpu, cuda), ``CHATMUSICIAN_MAX_NEW_TOKENS`` (cap on answer length, 1536),
 ``CHATMUSICIAN_MAX_INPUT_CHARS`` (cap on a message, 12000), ``CHATMUSICIAN_MAX_ABC_CHARS`` (cap on pasted ABC,
-20000), ``CHATMUSICIAN_CONCURRENCY`` (answers generated at once, 2), and gradio's own ``GRADIO_SERVER_NAME`` /
+20000), ``CHATMUSICIAN_MAX_AUDIO_SECONDS`` (longest music rendered to MIDI and audio, 600),
+``CHATMUSICIAN_CONCURRENCY`` (answers generated at once, 2), and gradio's own ``GRADIO_SERVER_NAME`` /
 ``GRADIO_SERVER_PORT``.
 
 Scores, MIDI and audio come from abcm2ps, abc2midi and fluidsynth (``packages.txt``) through
-:mod:`chatmusician_hf.music`. Every request renders into its own temporary folder, removed as soon as gradio has
-taken its copies; gradio's copies are removed after ten minutes, and everything when the server stops.
+:mod:`chatmusician_hf.music`, which removes directives that read files or pass raw code, makes every SVG inert and
+holds each output to its budget. Text and numbers from clients are checked once, here, with
+:mod:`chatmusician_hf.text_input`; a refusal is one line. Every request renders into its own temporary folder,
+removed as soon as gradio has taken its copies; gradio's copies are removed after ten minutes, and everything when
+the server stops.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from chatmusician_hf.inference import (
     stream_answer,
 )
 from chatmusician_hf.music import AbcError, MissingToolError, extract_tunes, render_abc
+from chatmusician_hf.music.budget import OutputBudget
+from chatmusician_hf.text_input import TextInputError, finite_number, text_problem
 
 # Everything this app writes lives under one folder removed at exit: each request's renders, and gradio's cached
 # copies too unless GRADIO_TEMP_DIR says otherwise (gradio deletes its files at shutdown but leaves their folders).
@@ -54,6 +60,9 @@ MAX_NEW_TOKENS = int(os.environ.get("CHATMUSICIAN_MAX_NEW_TOKENS", "1536"))
 MAX_INPUT_CHARS = int(os.environ.get("CHATMUSICIAN_MAX_INPUT_CHARS", "12000"))
 MAX_ABC_CHARS = int(os.environ.get("CHATMUSICIAN_MAX_ABC_CHARS", "20000"))
 CONCURRENCY = int(os.environ.get("CHATMUSICIAN_CONCURRENCY", "2"))
+BUDGET = OutputBudget(
+    max_audio_seconds=float(os.environ.get("CHATMUSICIAN_MAX_AUDIO_SECONDS", OutputBudget.max_audio_seconds))
+).check()
 # Older turns beyond this are dropped before tokenizing, so a huge history sent by a client costs nothing.
 MAX_HISTORY_CHARS = 4 * MAX_INPUT_CHARS
 MAX_PREFIX_CHARS = 2000
@@ -98,8 +107,9 @@ class InputRefused(ValueError):
 def check_text(text, limit: int, what: str) -> str:
     if not isinstance(text, str):
         raise InputRefused(f"The {what} must be text.")
-    if "\x00" in text:
-        raise InputRefused(f"The {what} contains binary data (NUL bytes); paste plain text.")
+    problem = text_problem(text)
+    if problem:
+        raise InputRefused(f"The {what} {problem}.")
     if len(text) > limit:
         raise InputRefused(f"The {what} is {len(text):,} characters long; the limit is {limit:,}.")
     if not text.strip():
@@ -118,8 +128,8 @@ def request_dir() -> Iterator[Path]:
 
 
 def score_html(svg_pages: list[Path]) -> str:
-    # Scores are shown as <img> data URIs: an SVG inside <img> can run no script and load nothing, so text a user
-    # (or the model) put into the tune cannot reach the page even though abcm2ps copies it into the SVG.
+    # Scores are shown as <img> data URIs: an SVG inside <img> can run no script and load nothing. The SVGs are
+    # already made inert by the ABC layer; this keeps the page safe should a future abcm2ps find a new way out.
     images = []
     for page in svg_pages:
         data = base64.b64encode(page.read_bytes()).decode("ascii")
@@ -136,7 +146,9 @@ def render_tunes(tunes: list[str], folder: Path) -> tuple[str, str | None, list[
     for number, abc in enumerate(tunes[:MAX_TUNES_SHOWN], start=1):
         label = f"Tune {number}" if len(tunes) > 1 else "Tune"
         try:
-            result = render_abc(abc, folder, formats=("abc", "svg", "mid", "wav"), stem=f"tune{number}")
+            result = render_abc(
+                abc, folder, formats=("abc", "svg", "mid", "wav"), stem=f"tune{number}", budget=BUDGET
+            )
         except (AbcError, MissingToolError) as err:
             notes.append(f"{label}: not rendered: {err}")
             continue
@@ -180,6 +192,9 @@ def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
     pairs, user = [], None
     for message in messages or []:
         role, text = message.get("role"), message_text(message.get("content"))
+        problem = text_problem(text)
+        if problem:
+            raise InputRefused(f"A message in the conversation {problem}.")
         if role == "user":
             user = text
         elif role == "assistant" and user is not None:
@@ -197,20 +212,24 @@ def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
 def sampling(temperature, top_k, top_p, repetition_penalty, max_new_tokens) -> GenerationArguments:
     """Sampling settings from the sliders, clamped: API clients can send any number."""
 
-    def clamp(value, low, high, kind):
+    def clamp(value, low, high, kind, label):
+        # NaN passes gradio's own range check (every comparison with it is false), and top_p NaN even samples
         try:
-            return kind(min(max(kind(value), low), high))
-        except (TypeError, ValueError):
-            raise InputRefused(f"Sampling setting {value!r} is not a number.") from None
+            number = finite_number(value, label)
+        except TextInputError as err:
+            raise InputRefused(f"{err}.") from None
+        return kind(min(max(number, low), high))
 
     return GenerationArguments(
         do_sample=True,
-        temperature=clamp(temperature, 0.01, 2.0, float),
-        top_k=clamp(top_k, 0, 1000, int),
-        top_p=clamp(top_p, 0.01, 1.0, float),
-        repetition_penalty=clamp(repetition_penalty, 1.0, 2.0, float),
-        min_new_tokens=min(DEFAULTS.min_new_tokens, clamp(max_new_tokens, 1, MAX_NEW_TOKENS, int)),
-        max_new_tokens=clamp(max_new_tokens, 1, MAX_NEW_TOKENS, int),
+        temperature=clamp(temperature, 0.01, 2.0, float, "Temperature"),
+        top_k=clamp(top_k, 0, 1000, int, "Top-k"),
+        top_p=clamp(top_p, 0.01, 1.0, float, "Top-p"),
+        repetition_penalty=clamp(repetition_penalty, 1.0, 2.0, float, "Repetition penalty"),
+        min_new_tokens=min(
+            DEFAULTS.min_new_tokens, clamp(max_new_tokens, 1, MAX_NEW_TOKENS, int, "Max new tokens")
+        ),
+        max_new_tokens=clamp(max_new_tokens, 1, MAX_NEW_TOKENS, int, "Max new tokens"),
         max_prompt_tokens=DEFAULTS.max_prompt_tokens,
     )
 

@@ -478,7 +478,7 @@ def _make_handler(hub: LocalHub):
 
 
 def main() -> None:
-    """Serve a local hub until interrupted: ``python -m chatmusician_hf.testing.local_hub [port] [token]``."""
+    """Serve a local hub until interrupted: ``python tests/helpers/local_hub.py [port] [token]``."""
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
