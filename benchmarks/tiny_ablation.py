@@ -80,7 +80,7 @@ def _bits_per_character(run: Path, tunes: list[str], cache: Path) -> dict:
     """Bits per character of a run's CPT and merged models on ``tunes``, kept in ``cache`` (runs are read-only)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from chatmusician_hf.data.packing import encode_texts
+    from chatmusician_hf.data.encoding import encode_texts
     from chatmusician_hf.eval.held_out import bits_per_character
 
     known = json.loads(cache.read_text()) if cache.is_file() else {}

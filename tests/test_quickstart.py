@@ -136,8 +136,13 @@ def test_full_quickstart_meets_the_quality_bar(full_run):
     assert constrained["bar_duration_correct_rate"] >= 0.90, constrained
     for row in (plain, constrained):
         assert row["copy_rate"] <= real["copy_rate"] + 0.05, (row, real)
-    losses = evaluation["held_out_loss"]
-    assert losses["after CPT"] < losses["untrained"] - 3.0, losses
+    # The embedded default's own samples, floors just under one full run (plain: valid 0.175, median bars 22 against
+    # the real tunes' 18, header adherence 0.54; held-out bits per character 5.63 untrained, 2.09 after CPT).
+    assert plain["valid_rate"] >= 0.15, plain
+    assert plain["median_bars"] >= 0.5 * real["median_bars"], (plain, real)
+    assert plain["header_adherence"] >= 0.5, plain
+    bpc = evaluation["held_out_bits_per_character"]
+    assert bpc["after CPT"] < 2.3 and bpc["untrained"] > 5.0, bpc
 
 
 def test_report_page_shows_tables_loss_curve_score_and_audio_in_a_browser(full_run):

@@ -15,7 +15,7 @@ def bits_per_character(model, tokenizer, texts: list[str], batch_size: int = 16)
     """Total cross-entropy in bits over total characters of ``texts`` (see the module docstring)."""
     import torch
 
-    from ..data.packing import encode_texts
+    from ..data.encoding import encode_texts
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
