@@ -23,8 +23,8 @@ CORPUS_LICENSE_NOTE = (
 _X_LINE = re.compile(r"^X:\s*\S*", re.MULTILINE)
 # Header fields that record where a transcription came from rather than what the music is: transcriber (Z), notes
 # (N), source (S), book (B), discography (D), file (F), history (H), group (G), and tool instructions (I). Whole
-# collections share them (1,180 tunes carry "Z:Jack Campin * www.campin.me.uk * 2009"), together with comment
-# lines they are a fifth of the corpus's characters, and a small model trained on them writes them into its answers.
+# collections share them (1,180 tunes carry "Z:Jack Campin * www.campin.me.uk * 2009"), and a small model trained on
+# them writes them into its answers.
 _BOOKKEEPING_LINE = re.compile(r"^(?:[ZNSBDFHGI]:(?![|:])|%)")
 
 
