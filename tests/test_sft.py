@@ -89,7 +89,7 @@ def test_sft_starts_from_a_cpt_adapter_folder(tiny_model_dir, tmp_path):
     _, training_args, model_args = sft.make_parser().parse_args_and_config(
         ["--config", str(TINY_SFT), "--model_name_or_path", str(adapter_dir), "--output_dir", str(tmp_path / "o")])
     model = load_model_for_training(model_args, training_args, load_tokenizer_for_training(model_args))
-    ids = torch.randint(4, 2000, (1, 16))
+    ids = torch.randint(4, model.config.vocab_size, (1, 16))
     expected = adapted.eval()(input_ids=ids).logits
     with model.disable_adapter():
         got = model.eval()(input_ids=ids).logits
