@@ -41,7 +41,7 @@ CHORD_QUALITIES = (
 )  # fmt: skip
 _QUALITY = "|".join(regex.escape(q) for q in sorted(CHORD_QUALITIES, key=len, reverse=True) if q)
 # A chord symbol ("Am7", "G/B") or an annotation placed with ^ _ < > @ (free text, never a chord for abc2midi).
-CHORD_SYMBOL = regex.compile(rf"[A-G][#b]?(?:{_QUALITY})?(?:/[A-G][#b]?)?|[\^_<>@][^\"\n]{{0,40}}|[0-5]")
+CHORD_SYMBOL = regex.compile(rf"[A-G][#b]?(?:{_QUALITY})?(?:/[A-G][#b]?)?|[\^_<>@][^\"\n%\\]{{0,40}}|[0-5]")
 # Any quoted text: abc2midi reads what is not a chord symbol as an annotation (with an error message that does
 # not change the music).
 LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
@@ -49,6 +49,14 @@ LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
 FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 # Decoration names between ! ! or + + (ABC 2.1 §4.14 and the dynamics/navigation words of the corpus).
 DECORATION = regex.compile(r"[A-Za-z0-9.()<>:'-]{1,20}")
+# The decorations abc2midi 4.84 reads without a warning ("instruction !x! ignored" for the rest of ABC 2.1's):
+# what strict mode writes.
+STANDARD_DECORATIONS = (
+    "trill", "mordent", "turn", "arpeggio", "accent", "fermata", "wedge", "breath", "ppp", "pp", "p", "mp", "mf",
+    "f", "ff", "fff", "sfz", "crescendo(", "crescendo)", "diminuendo(", "diminuendo)", "<(", "<)", ">(", ">)",
+    "ped", "ped-up",
+)  # fmt: skip
+STRICT_DECORATION = regex.compile("|".join(regex.escape(name) for name in STANDARD_DECORATIONS))
 
 
 def without_comment(value: str) -> str:

@@ -30,6 +30,9 @@ def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
     """A note, rest or chord (``plain``: not a chord) of ``duration`` ended: time it, with its tuplet and the
     broken rhythm it closes."""
     if s.tup_left:
+        if s.strict and s.tup_note is not None and duration != s.tup_note:
+            return False  # abc2midi: "Different length notes in tuple"
+        s.tup_note = duration
         duration *= s.tup_factor
         s.tup_left -= 1
     right = False
@@ -126,6 +129,8 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
     if plain_pair:
         target = s.last[1] / (s.unit * factor)
         return any(spelling.startswith(length) for spelling in length_spellings(target))
+    if s.tup_left and s.tup_note is not None and s.strict and s.el != "chord":
+        return any(spelling.startswith(length) for spelling in length_spellings(s.tup_note / s.unit))
     if s.bar_len is None or not s.strict:
         return True
     if s.broken and s.last is not None:
@@ -207,6 +212,7 @@ def tuplet(s: TrackerState, c: str):
     r = int(parts[2]) if len(parts) > 2 and parts[2] else p
     s.tup_left = r
     s.tup_factor = tuplet_ratio(p, q, s.meter_num)
+    s.tup_note = None
     if s.bar_len is not None and s.strict:
         if r * shortest_note(s) > s.bar_len - s.bar:
             return False  # its notes could not all fit the bar, however short

@@ -36,15 +36,54 @@ _GRAMMARS = {
     "X": (REFERENCE_VALUE, REFERENCE_VALUE),
 }
 GRAMMAR_FIELDS = frozenset("K") | frozenset(_GRAMMARS)
+# The fields that set what the music is in: where one is required, strict mode does not change it in the body.
+MUSICAL_FIELDS = frozenset("KLM")
 
 
-def start_header(s: TrackerState) -> None:
+def start_header(s: TrackerState) -> bool:
     """A tune starts (its first field letter and ``:`` were read, the letter in ``fletter``)."""
     letter = s.fletter
     s.reset()
     s.mode = HEADER
     s.fletter = letter
     start_field_value(s, inline=False)
+    return field_allowed(s, letter)
+
+
+def field_allowed(s: TrackerState, letter: str) -> bool:
+    """The header's ``K:`` line comes after every other required field (strict mode)."""
+    return not (s.strict and letter == "K" and pending_fields(s))
+
+
+def pending_fields(s: TrackerState) -> list[str]:
+    """The required fields the header has yet to write before its ``K:`` line."""
+    return [code for code in s.required if code != "K" and code not in s.written_fields]
+
+
+def pending_header(s: TrackerState) -> str:
+    """The field lines that end the header from a line start: the pending required fields, then ``K:``."""
+    lines = [f"{code}:{s.required[code]}\n" for code in pending_fields(s)]
+    return "".join(lines) + f"K:{s.required.get('K', 'C')}\n"
+
+
+def required_rest(s: TrackerState) -> str | None:
+    """In the value of a required header field: the rest of the required value and the line end; else None."""
+    wanted = s.required.get(s.fletter) if s.mode == HEADER and not s.finline else None
+    typed = s.fbuf.lstrip()
+    if wanted is None or not wanted.startswith(typed):
+        return None
+    return wanted[len(typed) :] + "\n"
+
+
+def _required_prefix_ok(s: TrackerState, letter: str, value: str, complete: bool) -> bool:
+    """A required field's value is the one asked for (spaces around it aside)."""
+    wanted = s.required.get(letter) if s.strict and s.mode == HEADER else None
+    if wanted is None:
+        return True
+    typed = value.lstrip()
+    if complete:
+        return typed.rstrip() == wanted
+    return wanted.startswith(typed) or (typed.startswith(wanted) and not typed[len(wanted) :].strip())
 
 
 def start_field_value(s: TrackerState, inline: bool) -> None:
@@ -57,6 +96,8 @@ def clean_for_field(s: TrackerState, letter: str = "") -> bool:
     """Nothing is open that a field line or an inline field would cut (a broken rhythm, a chord, a tie...)."""
     if letter == "V" and s.voice == "" and s.expect_repeat:
         return False  # the unnamed first voice could never be resumed to close its repeat
+    if s.strict and letter in MUSICAL_FIELDS and letter in s.required:
+        return False  # the key, meter or unit length asked for holds for the whole tune
     return not (s.broken or s.chord or s.grace or s.tie or (s.after_grace and s.strict))
 
 
@@ -68,7 +109,7 @@ def header_line_start(s: TrackerState, c: str) -> bool:
     if c.isascii() and c.isalpha() and (c != "X" or not s.strict):
         s.fletter = c
         s.ctx = FIELD_COLON
-        return True
+        return field_allowed(s, c)
     if not s.strict and c != "\n":
         s.ctx = HEADER_COMMENT  # a line that is not a field: abc2midi warns "Ignoring text" and goes on
         return True
@@ -117,6 +158,8 @@ def field_value(s: TrackerState, c: str) -> bool:
         # line "P:|..." as music ("Malformed note"), a header one as text
         return False
     s.fbuf += c
+    if not _required_prefix_ok(s, letter, s.fbuf, complete=False):
+        return False
     grammar = _grammar(s, letter)
     return grammar is None or value_prefix_ok(grammar, s.fbuf)
 
@@ -145,7 +188,11 @@ def _end_field(s: TrackerState, letter: str, value: str) -> bool:
     grammar = _grammar(s, letter)
     if grammar is not None and not value_complete(grammar, value):
         return False
+    if not _required_prefix_ok(s, letter, value, complete=True):
+        return False
     in_header = s.mode == HEADER
+    if in_header:
+        s.written_fields |= {letter}
     if letter == "M":
         bar_len, numerator = parse_meter(value, strict=s.strict)
         if not in_header and bar_len is not None and s.bar > bar_len:

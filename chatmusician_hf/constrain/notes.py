@@ -33,7 +33,7 @@ from .state import (
 NOTE, REST, CHORD_ELEMENT, MULTI_REST = "note", "rest", "chord", "mrest"
 # The characters that continue a note, rest or chord being read (its length and octave marks); any other ends it.
 ELEMENT_CHARS = DIGITS | frozenset("/,'")
-MAX_SLUR_DEPTH = 4
+MAX_SLUR_DEPTH = 4  # (strict mode: 1, abc2midi warns "Slur within slur")
 MAX_OCTAVE_MARKS = 3  # c''' and C,,, span abc2midi's MIDI range; strict mode writes no more
 
 
@@ -62,6 +62,11 @@ def start_note(s: TrackerState, c: str, kind: str) -> bool:
     s.ctx = ELEMENT
     s.after_bar = False
     return True
+
+
+def slur_depth(s: TrackerState) -> int:
+    """How many slurs may be open at once."""
+    return 1 if s.strict else MAX_SLUR_DEPTH
 
 
 def bar_allowed(s: TrackerState) -> bool:
@@ -201,7 +206,7 @@ def _slur_inside(s: TrackerState, c: str) -> bool:
         s.slur = max(0, s.slur - 1)
         return True
     s.slur += 1
-    return s.slur <= MAX_SLUR_DEPTH
+    return s.slur <= slur_depth(s)
 
 
 def _pitch_start(s: TrackerState, c: str) -> bool:

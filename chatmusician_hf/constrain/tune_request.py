@@ -14,6 +14,7 @@ from ..abc.keys import parse_key
 from ..abc.lengths import parse_unit_length
 from ..abc.meters import parse_meter
 from ..chat_format import FIELD_NAMES
+from .tracker import AbcTracker
 
 # The order fields take in a header: T: first, K: last (ABC 2.1 §3).
 HEADER_ORDER = "T" + "".join(code for code in FIELD_NAMES if code not in "TK") + "K"
@@ -69,6 +70,8 @@ def value_problem(code: str, value: str) -> str | None:
             return str(err)
     elif code == "Q" and not _TEMPO.fullmatch(value):
         return f"unreadable tempo {value!r}"
+    if not AbcTracker(strict=True).feed(f"X:1\n{code}:{value}\n"):
+        return "music-aware decoding does not write it (ABC 2.1 with nothing abc2midi warns about)"
     return None
 
 
