@@ -134,21 +134,7 @@ def test_fuzz_the_tracker_accepts_what_the_processor_writes(request, fuzz_runs, 
     assert not all(AbcTracker().feed(p + g) for p, g in free), "unconstrained, the tracker refuses some tune"
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        "byte-level",
-        pytest.param(
-            "sentencepiece",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="with SentencePiece pieces the processor lets through what abc2midi rejects (quoted text "
-                "holding %, ties to nothing, chords of too many notes or with trills) and leaves tunes unfinished",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_fuzz_tunes_end_and_pass_the_validator(request, fuzz_runs, family):
     """Every tune is finished within the budget, with no dead end, and passes the project's validator."""
     pairs, dead_ends, _ = fuzz(request, fuzz_runs, family)
@@ -164,21 +150,7 @@ def test_fuzz_tunes_end_and_pass_the_validator(request, fuzz_runs, family):
     assert not failures and dead_ends == 0, "\n\n".join(failures)
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        pytest.param(
-            family,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="strict mode still writes what abc2midi warns about: unknown !decorations!, reserved "
-                "characters, grace notes longer than their note, slurs within slurs, uneven tuplets, short bars",
-            ),
-        )
-        for family in FAMILIES
-    ],
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_fuzz_tunes_draw_no_abc2midi_message(request, fuzz_runs, family, tmp_path):
     """What music-aware decoding aims at: abc2midi, run directly, prints no error and no warning for any tune."""
     pairs, _, _ = fuzz(request, fuzz_runs, family)

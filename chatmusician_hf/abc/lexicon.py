@@ -21,6 +21,9 @@ RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
 TUNE_START_FIELDS = frozenset("XTMLK")
 BODY_FIELDS = frozenset("KLMPQTVWwIrs")  # N: is "Field not allowed in tune body" for abc2midi
 INLINE_FIELDS = frozenset("KLMPQVIr")
+# The field letters abc2midi reads without an error or a warning wherever they stand (not I: instructions, U:
+# symbols, nor the letters it ignores as text): those strict mode writes, after X:.
+STRICT_FIELDS = frozenset("ABCDEFGHKLMNOPQRSTVWZ")
 
 # Bar line kinds. The "soft" ones let a short bar continue across them (abc2midi, genmidi.c softcheckbar).
 SINGLE, DOUBLE, THIN_THICK, THICK_THIN, BAR_REP, REP_BAR, DOUBLE_REP = "|", "||", "|]", "[|", "|:", ":|", "::"

@@ -4,11 +4,12 @@ every check made while it is typed asks whether *some* completion of it still fi
 
 from __future__ import annotations
 
+import functools
 import re
 
 from quicktions import Fraction
 
-from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, length_spellings
+from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, SHORTEST_DRAWN, drawable, length_spellings
 from ..abc.lexicon import DIGITS
 from ..abc.meters import tuplet_ratio
 from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, TrackerState
@@ -29,6 +30,7 @@ def unplayed(s: TrackerState) -> bool:
 def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
     """A note, rest or chord (``plain``: not a chord) of ``duration`` ended: time it, with its tuplet and the
     broken rhythm it closes."""
+    drawn = duration
     if s.tup_left:
         if s.strict and s.tup_note is not None and duration != s.tup_note:
             return False  # abc2midi: "Different length notes in tuple"
@@ -43,11 +45,13 @@ def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
         left_factor, right_factor = broken_factors(s)
         added = last_duration * (left_factor - 1) + duration * right_factor
         duration = duration * right_factor
+        drawn *= right_factor
         s.broken = 0
         right = True
     else:
         added = duration
     s.last = (plain, duration, right)
+    s.last_drawn = drawn
     s.n_elements += 1
     s.prev_element = True
     if not add_duration(s, added):
@@ -55,8 +59,7 @@ def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
     if s.tup_left or not s.strict or s.bar_len is None:
         return True
     # after a tuplet the room left may be no sum of notes ((3:2:2 A B leaves 2/3 of a unit): only notes fill it
-    fill = (s.bar_len - s.bar) / s.unit * MAX_LENGTH_NUMBER
-    return fill.denominator == 1
+    return ((s.bar_len - s.bar) / _shortest_written(s)).denominator == 1
 
 
 def add_duration(s: TrackerState, added: Fraction) -> bool:
@@ -74,7 +77,36 @@ def add_duration(s: TrackerState, added: Fraction) -> bool:
 
 def shortest_note(s: TrackerState) -> Fraction:
     """The duration of the shortest note that can be written now (``A/64``, in a tuplet if one is open)."""
-    return s.unit * (s.tup_factor if s.tup_left else 1) / MAX_LENGTH_NUMBER
+    return _shortest_written(s) * (s.tup_factor if s.tup_left else 1)
+
+
+def _shortest_written(s: TrackerState) -> Fraction:
+    """``A/64``; in strict mode no shorter than abcm2ps draws."""
+    shortest = s.unit / MAX_LENGTH_NUMBER
+    return max(shortest, SHORTEST_DRAWN) if s.strict else shortest
+
+
+@functools.lru_cache(maxsize=64)
+def drawn_spellings(drawn_unit: Fraction) -> tuple[tuple[str, Fraction], ...]:
+    """The length suffixes strict mode writes whose note abcm2ps draws, where one unit draws as ``drawn_unit``
+    whole notes, each with its multiplier."""
+    multipliers = {Fraction(n, 2**e) for n in range(1, MAX_LENGTH_NUMBER + 1) for e in range(7)}
+    return tuple(
+        (spelling, multiplier)
+        for multiplier in sorted(multipliers)
+        if drawable(drawn_unit * multiplier)
+        for spelling in length_spellings(multiplier)
+    )
+
+
+def can_draw(s: TrackerState, length: str, drawn: Fraction, timed: Fraction | None = None) -> bool:
+    """Some completion of the typed ``length`` draws (a unit drawing as ``drawn`` whole notes) and, when
+    ``timed`` (a unit's duration) is given, fits the room left in the bar."""
+    left = room(s) if timed is not None and s.bar_len is not None else None
+    return any(
+        spelling.startswith(length) and (left is None or timed * multiplier <= left)
+        for spelling, multiplier in drawn_spellings(drawn)
+    )
 
 
 def broken_factors(s: TrackerState) -> tuple[Fraction, Fraction]:
@@ -120,22 +152,41 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
     a ``/`` and a denominator (``A3/64``), so it is refused once even that would overflow the bar; the
     right-hand note of a broken rhythm must be able to reach exactly the length of the left-hand one.
     """
-    if s.grace or s.el == "mrest" or (s.chord and s.chord_first is not None):
-        return True  # grace notes take no time; a chord lasts as long as its first note
+    if s.el == "mrest":
+        return True
+    if s.grace or (s.chord and s.chord_first is not None):
+        # grace notes take no time; a chord lasts as long as its first note
+        return not s.strict or can_draw(s, length, s.unit)
     factor = s.tup_factor if s.tup_left else Fraction(1)
+    drawn = Fraction(1)
     if s.el == "chord":
         factor *= s.chord_first
+        drawn *= s.chord_first
     plain_pair = s.broken and s.last is not None and s.last[0] and not s.chord and s.el == "note"
     if plain_pair:
         target = s.last[1] / (s.unit * factor)
         return any(spelling.startswith(length) for spelling in length_spellings(target))
     if s.tup_left and s.tup_note is not None and s.strict and s.el != "chord":
         return any(spelling.startswith(length) for spelling in length_spellings(s.tup_note / s.unit))
-    if s.bar_len is None or not s.strict:
+    if not s.strict:
         return True
     if s.broken and s.last is not None:
         factor *= broken_factors(s)[1]
-    return s.unit * factor * _shortest_completion(length) <= room(s)
+        drawn *= broken_factors(s)[1]
+    return can_draw(s, length, s.unit * drawn, s.unit * factor if s.bar_len is not None else None)
+
+
+def broken_drawable(s: TrackerState) -> bool:
+    """Strict mode: abcm2ps draws the broken rhythm's left-hand note, lengthened or shortened, and the right-hand
+    note, as long as the left one where both are plain notes."""
+    if not s.strict:
+        return True
+    left, right = broken_factors(s)
+    if not drawable(s.last_drawn * left):
+        return False
+    if s.last[0]:
+        return drawable(s.last_drawn * right)
+    return can_draw(s, "", s.unit * right)
 
 
 def length_prefix_ok(length: str) -> bool:
@@ -151,18 +202,6 @@ def length_prefix_ok(length: str) -> bool:
     return all(not n or (n[0] != "0" and int(n) <= MAX_LENGTH_NUMBER) for n in (top, bottom))
 
 
-def _shortest_completion(length: str) -> Fraction:
-    top, slashes, bottom = _LENGTH.fullmatch(length).groups()
-    numerator = Fraction(int(top) if top else 1)
-    if not slashes:
-        return numerator / MAX_LENGTH_NUMBER  # A13 may still become A13/64
-    if not bottom:
-        if len(slashes) == 1:
-            return numerator / 64  # A/ may still become A/64
-        return numerator / 2 ** min(len(slashes) + 1, MAX_STRICT_SLASHES)
-    return numerator / {"1": 16, "3": 32, "6": 64}.get(bottom, int(bottom))
-
-
 # broken rhythm: > or < after an element, then the right-hand element
 def broken_start(s: TrackerState, c: str) -> bool:
     if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace:
@@ -171,7 +210,7 @@ def broken_start(s: TrackerState, c: str) -> bool:
     s.broken = 1 if c == ">" else -1
     s.prev_element = False
     s.ctx = BROKEN_RHYTHM
-    return can_start_note(s)  # the right-hand note, as long as the left, must fit and be writable
+    return can_start_note(s) and broken_drawable(s)  # the right-hand note must fit and be writable
 
 
 def broken(s: TrackerState, c: str):
@@ -180,7 +219,7 @@ def broken(s: TrackerState, c: str):
         if abs(s.broken) >= 3:
             return False
         s.broken += sign
-        return True
+        return not s.strict or (can_start_note(s) and broken_drawable(s))
     s.ctx = MUSIC
     if c in "|:]%-<>" or (c == "." and not s.broken_staccato):
         return False

@@ -13,7 +13,7 @@ import regex
 
 from ..abc.keys import HEADER_KEY_VALUE, KEY_VALUE, STRICT_HEADER_KEY_VALUE, STRICT_KEY_VALUE
 from ..abc.lengths import LENIENT_UNIT_LENGTH_VALUE, UNIT_LENGTH_VALUE, parse_unit_length
-from ..abc.lexicon import without_comment
+from ..abc.lexicon import STRICT_FIELDS, without_comment
 from ..abc.meters import LENIENT_METER_VALUE, METER_VALUE, default_unit_length, parse_meter
 from .state import (
     BODY,
@@ -29,11 +29,13 @@ from .state import (
 
 MAX_FIELD_CHARS = 200
 REFERENCE_VALUE = regex.compile(r"\s*\d{1,6}\s*")
+PARTS_VALUE = regex.compile(r"\s*[A-Z](?:[A-Z]|[2-9])*\s*")  # (strict: "A", "ABA", "A2B"; abc2midi reads more)
 # The value grammars of the fields other than K: (strict, lenient); the fields without one take any text.
 _GRAMMARS = {
     "M": (METER_VALUE, LENIENT_METER_VALUE),
     "L": (UNIT_LENGTH_VALUE, LENIENT_UNIT_LENGTH_VALUE),
     "X": (REFERENCE_VALUE, REFERENCE_VALUE),
+    "P": (PARTS_VALUE, None),
 }
 GRAMMAR_FIELDS = frozenset("K") | frozenset(_GRAMMARS)
 # The fields that set what the music is in: where one is required, strict mode does not change it in the body.
@@ -47,12 +49,13 @@ def start_header(s: TrackerState) -> bool:
     s.mode = HEADER
     s.fletter = letter
     start_field_value(s, inline=False)
-    return field_allowed(s, letter)
+    return letter == "X" or field_allowed(s, letter)
 
 
 def field_allowed(s: TrackerState, letter: str) -> bool:
-    """The header's ``K:`` line comes after every other required field (strict mode)."""
-    return not (s.strict and letter == "K" and pending_fields(s))
+    """Strict mode: a field abc2midi reads without a warning; the header's ``K:`` line after every other
+    required field."""
+    return not s.strict or (letter in STRICT_FIELDS and not (letter == "K" and pending_fields(s)))
 
 
 def pending_fields(s: TrackerState) -> list[str]:
@@ -62,28 +65,31 @@ def pending_fields(s: TrackerState) -> list[str]:
 
 def pending_header(s: TrackerState) -> str:
     """The field lines that end the header from a line start: the pending required fields, then ``K:``."""
-    lines = [f"{code}:{s.required[code]}\n" for code in pending_fields(s)]
-    return "".join(lines) + f"K:{s.required.get('K', 'C')}\n"
+    lines = [f"{code}:{s.required[code][0]}\n" for code in pending_fields(s)]
+    return "".join(lines) + f"K:{s.required.get('K', ('C',))[0]}\n"
 
 
 def required_rest(s: TrackerState) -> str | None:
-    """In the value of a required header field: the rest of the required value and the line end; else None."""
-    wanted = s.required.get(s.fletter) if s.mode == HEADER and not s.finline else None
-    typed = s.fbuf.lstrip()
-    if wanted is None or not wanted.startswith(typed):
+    """In the value of a required header field: the rest of a value it may take and the line end; else None."""
+    if s.mode != HEADER or s.finline:
         return None
-    return wanted[len(typed) :] + "\n"
+    typed = s.fbuf.lstrip()
+    wanted = next((value for value in s.required.get(s.fletter, ()) if value.startswith(typed)), None)
+    return None if wanted is None else wanted[len(typed) :] + "\n"
 
 
 def _required_prefix_ok(s: TrackerState, letter: str, value: str, complete: bool) -> bool:
-    """A required field's value is the one asked for (spaces around it aside)."""
-    wanted = s.required.get(letter) if s.strict and s.mode == HEADER else None
-    if wanted is None:
+    """A required field's value is one asked for (spaces around it aside)."""
+    values = s.required.get(letter) if s.strict and s.mode == HEADER else None
+    if values is None:
         return True
     typed = value.lstrip()
     if complete:
-        return typed.rstrip() == wanted
-    return wanted.startswith(typed) or (typed.startswith(wanted) and not typed[len(wanted) :].strip())
+        return typed.rstrip() in values
+    return any(
+        wanted.startswith(typed) or (typed.startswith(wanted) and not typed[len(wanted) :].strip())
+        for wanted in values
+    )
 
 
 def start_field_value(s: TrackerState, inline: bool) -> None:
@@ -96,8 +102,8 @@ def clean_for_field(s: TrackerState, letter: str = "") -> bool:
     """Nothing is open that a field line or an inline field would cut (a broken rhythm, a chord, a tie...)."""
     if letter == "V" and s.voice == "" and s.expect_repeat:
         return False  # the unnamed first voice could never be resumed to close its repeat
-    if s.strict and letter in MUSICAL_FIELDS and letter in s.required:
-        return False  # the key, meter or unit length asked for holds for the whole tune
+    if s.strict and letter and (letter not in STRICT_FIELDS or (letter in MUSICAL_FIELDS and letter in s.required)):
+        return False  # (the key, meter or unit length asked for holds for the whole tune)
     return not (s.broken or s.chord or s.grace or s.tie or (s.after_grace and s.strict))
 
 

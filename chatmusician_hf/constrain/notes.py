@@ -7,12 +7,15 @@ other character ends it, which times it (:func:`finish_element`).
 
 from __future__ import annotations
 
-from ..abc.lengths import note_length
+from quicktions import Fraction
+
+from ..abc.lengths import drawable, note_length
 from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS
 from .durations import (
     MAX_STRICT_SLASHES,
     add_element,
     bar_is_full,
+    broken_factors,
     can_start_note,
     length_can_fit,
     length_prefix_ok,
@@ -124,6 +127,8 @@ def finish_element(s: TrackerState) -> bool:
     kind, multiplier = s.el, note_length(s.el_len)
     if multiplier is None:
         return False  # (A/3: only binary fractions, which abc2midi plays as written)
+    if s.strict and kind != MULTI_REST and not drawable(_drawn(s, kind, multiplier)):
+        return False
     s.el = ""
     if s.grace:
         s.grace_n += 1
@@ -143,6 +148,16 @@ def finish_element(s: TrackerState) -> bool:
     if kind == CHORD_ELEMENT:
         multiplier *= s.chord_first
     return add_element(s, kind != CHORD_ELEMENT, s.unit * multiplier)
+
+
+def _drawn(s: TrackerState, kind: str, multiplier: Fraction) -> Fraction:
+    """The length abcm2ps draws the element with, in whole notes."""
+    drawn = s.unit * multiplier
+    if s.grace or s.chord:
+        return drawn
+    if kind == CHORD_ELEMENT:
+        drawn *= s.chord_first
+    return drawn * broken_factors(s)[1] if s.broken and s.last is not None else drawn
 
 
 def _add_multi_rest(s: TrackerState, count: int) -> bool:

@@ -54,8 +54,8 @@ COLON_BAR = "colon_bar"  # ":|"
 # Per-voice values, saved and restored when V: switches voices.
 VOICE_FIELDS = (
     "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "repeat_closed", "bar_len", "meter_num", "unit",
-    "last", "slur", "after_bar", "tup_left", "tup_factor", "tup_note", "pass_no", "seen_repeat", "in_varend",
-    "skip_open", "pickup", "bar_lines", "last_bar",
+    "last", "last_drawn", "slur", "after_bar", "tup_left", "tup_factor", "tup_note", "pass_no", "seen_repeat",
+    "in_varend", "skip_open", "pickup", "bar_lines", "last_bar",
 )  # fmt: skip
 EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
 SLUR = VOICE_FIELDS.index("slur")
@@ -68,10 +68,10 @@ AGAIN = object()
 
 class TrackerState:
     """The tracker's values; see each one's comment. ``strict`` picks the rules: strict mode (what the logits
-    processor writes) or lenient mode (abc2midi's own tolerance). ``required`` (field code -> value) and
-    ``min_bars`` are what a tune must be (:class:`~.tune_request.TuneRequest`), kept across tunes."""
+    processor writes) or lenient mode (abc2midi's own tolerance). ``required`` (field code -> the values it may
+    take) and ``min_bars`` are what a tune must be (:class:`~.tune_request.TuneRequest`), kept across tunes."""
 
-    def __init__(self, strict: bool = True, required: dict[str, str] | None = None, min_bars: int = 0):
+    def __init__(self, strict: bool = True, required: dict[str, tuple[str, ...]] | None = None, min_bars: int = 0):
         self.strict = strict
         self.required = dict(required or {})
         self.min_bars = min_bars
@@ -145,6 +145,7 @@ class TrackerState:
         self.meter_num = numerator
         self.unit = self.header_unit or default_unit_length(bar_len)
         self.last = None  # (plain note?, duration, was right side of a broken pair) of the last element
+        self.last_drawn = ZERO  # the written length of the last element, in whole notes: what abcm2ps draws
         self.slur = 0
         self.after_bar = True
         self.tup_left = 0
