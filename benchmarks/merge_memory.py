@@ -5,8 +5,8 @@ written to disk shard by shard, never whole in memory, with a ChatMusician-shape
 projections plus full ``embed_tokens`` / ``lm_head`` copies (``modules_to_save``). Each merge then runs in its own
 subprocess, which reports its peak resident memory (``VmHWM``) and wall time:
 
-* ``shard``: ``chatmusician_hf.merge.load_adapter`` + ``merge_shards`` (what ``chatmusician-hf merge`` runs before
-  verification);
+* ``shard``: ``load_adapter`` + ``merge_shards`` from ``chatmusician_hf.merging`` (what ``chatmusician-hf merge`` runs
+  before verification);
 * ``peft``: ``AutoModelForCausalLM.from_pretrained`` + ``PeftModel.from_pretrained`` + ``merge_and_unload`` +
   ``save_pretrained``, the usual recipe.
 
@@ -138,7 +138,8 @@ def child(kind: str, base: str, adapter: str, out: str, max_shard_size: str) -> 
     start = time.perf_counter()
     Path(out).mkdir(parents=True, exist_ok=True)
     if kind == "shard":
-        from chatmusician_hf.merge import load_adapter, merge_shards
+        from chatmusician_hf.merging.adapter import load_adapter
+        from chatmusician_hf.merging.shards import merge_shards
 
         merge_shards(Path(base), load_adapter(Path(adapter)), Path(out), max_shard_size)
     else:

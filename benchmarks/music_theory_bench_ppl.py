@@ -52,9 +52,9 @@ def main() -> None:
     import torch
 
     from chatmusician_hf.eval.bench_data import load_bench
-    from chatmusician_hf.eval.models import load_model
     from chatmusician_hf.eval.ppl_scoring import SHARED_PREFIX, score_questions
     from chatmusician_hf.eval.prompts import ppl_candidates
+    from chatmusician_hf.model_loader import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model

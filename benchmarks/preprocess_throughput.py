@@ -1,7 +1,7 @@
 """Pretraining preprocessing throughput and streaming memory, against ChatMusician's own approach, in one run.
 
 1. Throughput (tokens/s): the music21 corpus repeated to ``--tokens`` tokens (default 50M) in a JSONL file, prepared
-   by ``chatmusician_hf.data.packing.pack_pretraining`` (piece-cached batch tokenisation in ``num_proc`` forked
+   by ``chatmusician_hf.data.pretraining.pack_pretraining`` (piece-cached batch tokenisation in ``num_proc`` forked
    processes, packing into ``--max_length`` blocks, Arrow output) and by the original ChatMusician preprocessing
    (``datasets.map`` calling the tokenizer once per row, ``input_ids`` and a ``labels`` copy, no packing) with the
    same number of processes. The baseline is slow, so by default it runs on the first ``--baseline_share`` of the
@@ -75,10 +75,11 @@ def throughput(args, work: Path, tok_path: str) -> dict:
     import datasets
     from transformers import AutoTokenizer
 
-    from chatmusician_hf.data import packing
     from chatmusician_hf.data.config import DataArguments
     from chatmusician_hf.data.corpus import build_music21_corpus
-    from chatmusician_hf.data.packing import encode_batch, pack_pretraining
+    from chatmusician_hf.data.encoding import clear_encoder_cache, encode_batch
+    from chatmusician_hf.data.pretraining import pack_pretraining
+    from chatmusician_hf.data.token_batches import Tokenization
 
     tokenizer = AutoTokenizer.from_pretrained(tok_path)
     texts = list(build_music21_corpus()["train"]["text"])
@@ -88,17 +89,15 @@ def throughput(args, work: Path, tok_path: str) -> dict:
         ("piece encoder, cold", True),
         ("piece encoder, warm", True),
     ):
-        packing.FAST_PIECES = fast
         if label.endswith("cold") or not fast:
-            packing._ENCODERS.clear()
+            clear_encoder_cache()
         start = time.perf_counter()
         pass_tokens = sum(
-            len(encode_batch(tokenizer, texts[i : i + 1000])[0]) for i in range(0, len(texts), 1000)
+            len(encode_batch(tokenizer, texts[i : i + 1000], pieces=fast)[0]) for i in range(0, len(texts), 1000)
         )
         alone[label] = pass_tokens / (time.perf_counter() - start)
         print(f"tokenizer alone, one pass, one process, {label}: {alone[label]:,.0f} tokens/s")
-    packing.FAST_PIECES = True
-    packing._ENCODERS.clear()
+    clear_encoder_cache()
     repeats = math.ceil(args.tokens / pass_tokens)
     corpus = work / "corpus.jsonl"
     rows = write_corpus(corpus, repeats)
@@ -127,8 +126,7 @@ def throughput(args, work: Path, tok_path: str) -> dict:
     base_tokens = sum(len(ids) for ids in baseline.with_format("arrow")["input_ids"].to_pylist())
 
     # The suite's path on the baseline's rows with the Rust batch encoder (its own cache folder, cold).
-    packing.FAST_PIECES = False
-    packing._ENCODERS.clear()
+    clear_encoder_cache()
     rust_args = DataArguments(
         dataset_name=str(corpus),
         validation_fraction=0,
@@ -137,10 +135,8 @@ def throughput(args, work: Path, tok_path: str) -> dict:
         data_cache_dir=str(work / "cache-rust"),
     )
     start = time.perf_counter()
-    _, rust_stats = pack_pretraining(rust_args, tokenizer, args.max_length)
+    _, rust_stats = pack_pretraining(rust_args, tokenizer, args.max_length, tokenization=Tokenization(pieces=False))
     rust_s = time.perf_counter() - start
-    packing.FAST_PIECES = True
-    packing._ENCODERS.clear()
 
     ours_rate, base_rate = stats.tokens / ours_s, base_tokens / base_s
     result = {
@@ -190,7 +186,7 @@ def _child_peak_rss(args, tok_path: str, corpus: Path) -> tuple[float, float, in
     code = f"""
 from transformers import AutoTokenizer
 from chatmusician_hf.data.config import DataArguments
-from chatmusician_hf.data.packing import build_pretraining_dataset
+from chatmusician_hf.data.pretraining import build_pretraining_dataset
 
 def rss_mib():
     for line in open("/proc/self/status"):

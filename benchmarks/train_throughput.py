@@ -113,7 +113,7 @@ def run_suite(opts: dict) -> dict:
     from transformers import TrainerCallback
 
     from chatmusician_hf.cpt import CPTConfig, CPTTrainer, PackedBlockCollator
-    from chatmusician_hf.training import upcast_trainable_parameters
+    from chatmusician_hf.training.loading import upcast_trainable_parameters
 
     device = opts["device"]
     dtype = torch.bfloat16 if opts["bf16"] else torch.float32

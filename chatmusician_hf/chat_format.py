@@ -1,4 +1,4 @@
-"""The ChatMusician conversation format, as a chat template and as plain strings.
+"""The ChatMusician conversation format, as a chat template and as plain strings, and its sampling defaults.
 
 ChatMusician was trained on ``Human: {instruction}{input} </s> Assistant: {output} </s>`` where ``</s>`` is the
 EOS token and no BOS is used. Turns of a multi-turn conversation are joined by one space, and an inference
@@ -52,6 +52,12 @@ CHAT_TEMPLATE = (
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt %}{{ 'Assistant: ' }}{% endif -%}"
+)
+
+# ChatMusician's sampling settings (its README and generation_config.json): what chat, generate, the Space and the
+# merged model's generation_config.json use unless told otherwise.
+CHATMUSICIAN_GENERATION_DEFAULTS = dict(
+    do_sample=True, temperature=0.2, top_k=40, top_p=0.9, repetition_penalty=1.1, min_new_tokens=10, max_new_tokens=1536
 )
 
 

@@ -2,15 +2,19 @@
 
 Stage modules are imported only when their subcommand runs, so ``chatmusician-hf --help`` stays instant. Each
 stage module exposes ``make_parser(subparsers=None)`` and ``main(...)``; this file only parses argv and dispatches.
+A :class:`~chatmusician_hf.errors.ChatMusicianError` becomes one line on stderr and exit status 2, the same under
+``chatmusician-hf <stage>``, ``python -m chatmusician_hf.<stage>`` and ``accelerate launch -m ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from types import ModuleType
 
-from .configs import RecipeError
+from .errors import ChatMusicianError
 
 # subcommand -> (module, one-line help). A stage joins the CLI by adding one line here.
 STAGES: dict[str, tuple[str, str]] = {
@@ -42,12 +46,40 @@ def _top_level_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_stage(module_name: str, argv: list[str]):
+class ExitStatus(int):
+    """What a checking stage's ``main`` returns when its verdict is the exit status (0 all good, 1 some failed)."""
+
+
+def run_stage(module: str | ModuleType, argv: list[str]):
     """Parse ``argv`` with the stage's own parser and call its ``main``."""
-    module = importlib.import_module(module_name)
+    if isinstance(module, str):
+        module = importlib.import_module(module)
     parser = module.make_parser()
     parsed = parser.parse_args_and_config(argv)
     return module.main(*parsed)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed launch (``RANK`` is set by torchrun, accelerate and deepspeed), or a lone process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run_command(command: str, argv: list[str], module: str | ModuleType | None = None) -> int:
+    """Run one stage; its exit status. A ``ChatMusicianError`` is printed as one line, by rank 0 only (every rank of
+    a distributed launch finds the same recipe mistake), and gives status 2."""
+    try:
+        result = run_stage(module or STAGES[command][0], argv)
+    except ChatMusicianError as err:
+        if is_main_process():
+            print(f"chatmusician-hf {command}: error: {err}", file=sys.stderr)
+        return 2
+    # a checking stage (validate) answers with its verdict as the exit status; the others return what they made
+    return result if isinstance(result, ExitStatus) else 0
+
+
+def run_as_main(command: str) -> None:
+    """The ``python -m chatmusician_hf.<stage>`` entry: the stage already imported as ``__main__``, run, exit."""
+    sys.exit(run_command(command, sys.argv[1:], sys.modules["__main__"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(STAGES)}")
         parser.print_help()
         return 0 if argv else 2
-    try:
-        run_stage(STAGES[argv[0]][0], argv[1:])
-    except RecipeError as err:
-        print(f"chatmusician-hf {argv[0]}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ from pathlib import Path
 import yaml
 from trl import TrlParser
 
-
-class RecipeError(ValueError):
-    """A recipe or command line that cannot be run as written."""
+from .errors import RecipeError
 
 
 def closest_key(key: str, valid: Iterable[str]) -> str | None:
@@ -121,12 +119,18 @@ class RecipeParser(TrlParser):
         with contextlib.ExitStack() as stack:
             if reference is not None:  # TrlParser reads the recipe from a file path
                 args[position + 1] = str(stack.enter_context(recipe_file(reference)))
-            return super().parse_args_and_config(
-                args=args,
-                return_remaining_strings=return_remaining_strings,
-                fail_with_unknown_args=fail_with_unknown_args,
-                separate_remaining_strings=separate_remaining_strings,
-            )
+            try:
+                return super().parse_args_and_config(
+                    args=args,
+                    return_remaining_strings=return_remaining_strings,
+                    fail_with_unknown_args=fail_with_unknown_args,
+                    separate_remaining_strings=separate_remaining_strings,
+                )
+            except RecipeError:
+                raise
+            except ValueError as err:
+                # The option dataclasses' own checks (transformers', TRL's) refuse combinations this way.
+                raise RecipeError(f"{reference or 'command line'}: {err}") from None
 
 
 def make_stage_parser(subparsers, name: str, dataclass_types: list, help: str, description: str | None = None):

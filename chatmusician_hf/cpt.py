@@ -12,7 +12,6 @@ and on the embedded default with ``recipes/tiny/cpt.yaml`` (every weight of the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments
@@ -20,13 +19,9 @@ from trl import ModelConfig
 
 from .configs import make_stage_parser
 from .data.config import DataArguments
-from .training import (
-    EmbeddingLearningRateMixin,
-    EmbeddingTrainingArguments,
-    check_peft_recipe,
-    load_model_for_training,
-    train_and_save,
-)
+from .training.arguments import EmbeddingTrainingArguments
+from .training.optimizer import EmbeddingLearningRateMixin
+from .training.run import run_training
 
 
 @dataclass
@@ -75,38 +70,15 @@ class CPTTrainer(EmbeddingLearningRateMixin, Trainer):
 
 
 def main(data_args: DataArguments, training_args: CPTConfig, model_args: ModelConfig):
-    from .data.packing import build_pretraining_dataset
+    from .data.pretraining import build_pretraining_dataset
 
-    check_peft_recipe(model_args, training_args)
-    start = time.perf_counter()
-    model, tokenizer = load_model_for_training(model_args, training_args)
+    def build_dataset(tokenizer, split):
+        return build_pretraining_dataset(data_args, tokenizer, training_args.max_length, split=split)
 
-    with training_args.main_process_first(desc="packing the pretraining corpus"):
-        train_dataset = build_pretraining_dataset(
-            data_args, tokenizer, training_args.max_length, split="train"
-        )
-        eval_dataset = None
-        if training_args.eval_strategy != "no":
-            eval_dataset = build_pretraining_dataset(
-                data_args, tokenizer, training_args.max_length, split=data_args.dataset_test_split
-            )
-
-    trainer = CPTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        data_collator=PackedBlockCollator(tokenizer.pad_token_id),
+    return run_training(
+        "cpt", data_args, training_args, model_args, build_dataset, CPTTrainer, "packing the pretraining corpus",
+        collator=lambda tokenizer: PackedBlockCollator(tokenizer.pad_token_id),
     )
-    train_and_save(
-        trainer,
-        stage="cpt",
-        base_model=model_args.model_name_or_path,
-        arg_objects=(data_args, training_args, model_args),
-        started=start,
-    )
-    return trainer
 
 
 def make_parser(subparsers=None):
@@ -119,4 +91,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("cpt")

@@ -193,4 +193,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("generate")

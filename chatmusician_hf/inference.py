@@ -1,8 +1,9 @@
 """Inference shared by ``chat``, ``generate`` and the Space: load a model, fit a conversation, sample an answer.
 
-The model is loaded by Hub ID or local folder (optionally with a PEFT adapter on top), prompts are written in the
-ChatMusician format (:mod:`chatmusician_hf.chat_format`) without BOS, and sampling uses ChatMusician's defaults.
-A conversation is kept inside the context window by dropping its oldest turns, never by cutting a message.
+The model is loaded by :mod:`chatmusician_hf.model_loader` (Hub ID or local folder, optionally with a PEFT adapter on
+top; a tokenizer without a pad token pads with EOS), prompts are written in the ChatMusician format
+(:mod:`chatmusician_hf.chat_format`) without BOS, and sampling uses ChatMusician's defaults. A conversation is kept
+inside the context window by dropping its oldest turns, never by cutting a message.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .chat_format import inference_prompt
-from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+from . import model_loader
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS, inference_prompt
+from .errors import PromptTooLongError
+from .model_loader import LoadedModel
 
 CONSTRAIN_CHOICES = ("none", "abc")
 
@@ -34,7 +37,7 @@ class ModelArguments:
         default="auto",
         metadata={
             "help": "Weights dtype: auto (bfloat16 on a GPU, float32 on CPU), float32, bfloat16 or float16.",
-            "choices": ["auto", "float32", "bfloat16", "float16"],
+            "choices": list(model_loader.DTYPES),
         },
     )
     device: str = field(
@@ -102,74 +105,14 @@ class GenerationArguments:
         self.answer_prefix = self.answer_prefix.replace("\\n", "\n")
 
 
-class PromptTooLongError(ValueError):
-    """The newest message alone does not fit the prompt budget."""
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for generation, with the tokenizer and context length it is used under."""
-
-    model: object
-    tokenizer: object
-    context_length: int
-    constrain: str = "none"
-
-    @property
-    def device(self):
-        return self.model.device
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
-
-
-def context_length(model, tokenizer) -> int:
-    """The model's context window: its position embeddings, or the tokenizer's limit when that is smaller."""
-    limit = getattr(model.config, "max_position_embeddings", None) or 2048
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    # Tokenizers without a limit report a huge sentinel (int(1e30)); only a real, smaller limit counts.
-    if tokenizer_limit and tokenizer_limit < limit:
-        limit = tokenizer_limit
-    return int(limit)
-
-
 def load_model(args: ModelArguments) -> LoadedModel:
     """Load ``args.model`` (and ``args.adapter``) for inference; fails with the ID when it cannot be found."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if args.constrain not in CONSTRAIN_CHOICES:
         raise ValueError(f"--constrain must be one of {', '.join(CONSTRAIN_CHOICES)}, got {args.constrain!r}")
-    device = _resolve_device(args.device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(args.adapter or args.model, revision=args.revision)
-    except (OSError, ValueError):
-        # An adapter folder need not carry a tokenizer; the base model's then applies.
-        tokenizer = AutoTokenizer.from_pretrained(args.model, revision=args.revision)
-    model = AutoModelForCausalLM.from_pretrained(
-        args.model, revision=args.revision, dtype=_resolve_dtype(args.dtype, device)
+    loaded = model_loader.load_model(
+        args.model, args.adapter, revision=args.revision, dtype=args.dtype, device=args.device
     )
-    if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter)
-    model.to(device)
-    model.eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    loaded = LoadedModel(model, tokenizer, context_length(model, tokenizer), args.constrain)
+    loaded.constrain = args.constrain
     # Fail at load time, not at the first answer, when the constrained decoder is missing.
     logits_processors(loaded)
     return loaded

@@ -100,16 +100,12 @@ def make_parser(subparsers=None):
 
 
 def _load_tokenizer(model_args):
-    """The tokenizer the training stage will load (the model folder's, or an adapter folder's own copy)."""
-    from transformers import AutoTokenizer
-
-    from .pretrained import resolve_pretrained
+    """The tokenizer the training stage will train with (the model folder's, or an adapter folder's own copy)."""
+    from .training.loading import load_tokenizer_for_training
 
     if not model_args.model_name_or_path:
         raise RecipeError("preprocess: set model_name_or_path (its tokenizer is the one used).")
-    return AutoTokenizer.from_pretrained(
-        resolve_pretrained(model_args.model_name_or_path, model_args.model_revision)
-    )
+    return load_tokenizer_for_training(model_args)
 
 
 def _splits(data_args: DataArguments, args: PreprocessArguments) -> list[str]:
@@ -152,19 +148,21 @@ def _print_summary(split: str, summary: dict) -> None:
 def main(data_args: DataArguments, training_args, model_args, args: PreprocessArguments) -> Path:
     from datasets import Dataset, DatasetDict
 
+    from .training.checks import check_training_recipe
+
     start = time.perf_counter()
     out = Path(args.preprocessed_dir)
-    if out.exists():
-        if not args.overwrite:
-            raise RecipeError(f"preprocess: {out} exists; pass --overwrite to replace it.")
-        shutil.rmtree(out)
+    if out.exists() and not args.overwrite:
+        raise RecipeError(f"preprocess: {out} exists; pass --overwrite to replace it.")
     tokenizer = _load_tokenizer(model_args)
+    # The recipe is checked as the stage will check it, so a preprocess run also vets a recipe before a launch.
+    check_training_recipe(model_args, training_args)
     max_length = training_args.max_length
     work = out.with_name(out.name + ".work")
     splits, summaries = {}, {}
     for split in _splits(data_args, args):
         if args.stage == "cpt":
-            from .data.packing import pack_pretraining
+            from .data.pretraining import pack_pretraining
 
             # Streaming writes straight to disk with bounded memory; otherwise the cache holds the blocks.
             target = work / split if data_args.streaming else None
@@ -184,6 +182,7 @@ def main(data_args: DataArguments, training_args, model_args, args: PreprocessAr
             dataset = tokenized.select_columns(list(SFT_OUTPUT_COLUMNS))
         _print_summary(split, summaries[split])
         splits[split] = dataset
+    shutil.rmtree(out, ignore_errors=True)  # replaced only once the new data is complete
     DatasetDict(splits).save_to_disk(str(out))
     shutil.rmtree(work, ignore_errors=True)
     record = {
@@ -199,4 +198,6 @@ def main(data_args: DataArguments, training_args, model_args, args: PreprocessAr
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("preprocess")

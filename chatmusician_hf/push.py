@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configs import RecipeError, make_stage_parser
+from .configs import make_stage_parser
+from .errors import PushError
 
 REPO_TYPES = ["model", "space", "dataset"]
 # Never published: version-control data, caches and intermediate training checkpoints.
@@ -38,10 +38,6 @@ DEFAULT_EXCLUDE = [
 ]
 METRICS_FOLDER = "evaluate_metrics"
 SPACE_FOLDERS = ("spaces", METRICS_FOLDER)
-
-
-class PushError(RecipeError):
-    """A push that cannot start (bad folder, bad repo ID); nothing was uploaded."""
 
 
 @dataclass
@@ -227,9 +223,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    try:
-        main(cli_args)
-    except PushError as err:
-        print(f"chatmusician-hf push: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from .cli import run_as_main
+
+    run_as_main("push")

@@ -22,9 +22,9 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
+from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 from .configs import load_recipe, make_stage_parser, recipe_file
 from .quickstart_report import write_report
-from .tiny import CHATMUSICIAN_GENERATION_DEFAULTS
 
 README_PROMPT = (
     "Using ABC notation, recreate the given text as a musical score.\n"
@@ -114,7 +114,7 @@ class Quickstart:
         from transformers import AutoTokenizer
 
         from .data.config import DataArguments, default_cache_dir
-        from .data.packing import pack_pretraining
+        from .data.pretraining import pack_pretraining
         from .data.tasks import cached_music21_tasks
 
         tokenizer = AutoTokenizer.from_pretrained(self.paths["tiny-base"])
@@ -205,7 +205,7 @@ class Quickstart:
 
         from .cpt import PackedBlockCollator
         from .data.config import DataArguments
-        from .data.packing import build_pretraining_dataset
+        from .data.pretraining import build_pretraining_dataset
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -290,4 +290,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("quickstart")

@@ -10,20 +10,15 @@ answers and their closing ``</s>`` carry loss. ``model_name_or_path`` may be a m
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from .configs import make_stage_parser
 from .data.config import DataArguments
-from .training import (
-    EmbeddingLearningRateMixin,
-    EmbeddingTrainingArguments,
-    check_peft_recipe,
-    load_model_for_training,
-    train_and_save,
-)
+from .training.arguments import EmbeddingTrainingArguments
+from .training.optimizer import EmbeddingLearningRateMixin
+from .training.run import run_training
 
 
 @dataclass
@@ -54,39 +49,14 @@ class ChatMusicianSFTTrainer(EmbeddingLearningRateMixin, SFTTrainer):
 def main(data_args: DataArguments, training_args: ChatMusicianSFTConfig, model_args: ModelConfig):
     from .data.sft_format import build_sft_dataset
 
-    check_peft_recipe(model_args, training_args)
-    start = time.perf_counter()
-    model, tokenizer = load_model_for_training(model_args, training_args)
-
-    with training_args.main_process_first(desc="formatting the SFT data"):
-        train_dataset = build_sft_dataset(
-            data_args, tokenizer, training_args.max_length, training_args.max_prompt_length, split="train"
+    def build_dataset(tokenizer, split):
+        return build_sft_dataset(
+            data_args, tokenizer, training_args.max_length, training_args.max_prompt_length, split=split
         )
-        eval_dataset = None
-        if training_args.eval_strategy != "no":
-            eval_dataset = build_sft_dataset(
-                data_args,
-                tokenizer,
-                training_args.max_length,
-                training_args.max_prompt_length,
-                split=data_args.dataset_test_split,
-            )
 
-    trainer = ChatMusicianSFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
+    return run_training(
+        "sft", data_args, training_args, model_args, build_dataset, ChatMusicianSFTTrainer, "formatting the SFT data"
     )
-    train_and_save(
-        trainer,
-        stage="sft",
-        base_model=model_args.model_name_or_path,
-        arg_objects=(data_args, training_args, model_args),
-        started=start,
-    )
-    return trainer
 
 
 def make_parser(subparsers=None):
@@ -99,4 +69,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("sft")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 
+from .errors import ChatMusicianError
 
-class TextInputError(ValueError):
+
+class TextInputError(ChatMusicianError, ValueError):
     """Text or a number from outside that cannot be used; the message is one line."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .chat_format import CHAT_TEMPLATE
+from .chat_format import CHAT_TEMPLATE, CHATMUSICIAN_GENERATION_DEFAULTS
 from .configs import make_stage_parser
 
 # Special tokens take LLaMA-2's ids (unk 0, bos 1, eos 2) so code and data that assume them work unchanged.
@@ -22,11 +22,6 @@ SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 # Pre-tokenization splits only before whitespace: ABC symbols such as "X:", "|:" and "A2B" stay whole, which
 # measured 2.37 characters per token against 1.69 for GPT-2's rule (shared/REFERENCE.md §7).
 PRETOKENIZE_PATTERN = r" ?\S+|\s+(?!\S)|\s+"
-
-# ChatMusician's sampling defaults (temperature 0.2, top_k 40, top_p 0.9, repetition penalty 1.1).
-CHATMUSICIAN_GENERATION_DEFAULTS = dict(
-    do_sample=True, temperature=0.2, top_k=40, top_p=0.9, repetition_penalty=1.1, min_new_tokens=10, max_new_tokens=1536
-)
 
 
 @dataclass
@@ -147,5 +142,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    (cli_args,) = make_parser().parse_args_and_config()
-    main(cli_args)
+    from .cli import run_as_main
+
+    run_as_main("init-tiny")

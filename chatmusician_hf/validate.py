@@ -3,6 +3,8 @@
     chatmusician-hf validate BOOK.abc
     chatmusician-hf validate BOOK.abc --x 3 --json_report
 
+The exit status is 0 when every tune checked is valid, 1 when one is not, 2 when the input or options are unusable.
+
 An ``.abc`` file is read as a tunebook (:mod:`chatmusician_hf.abc.tunebook`: the file header applied to every tune,
 free text and comments set apart, continuation lines joined, its character set as declared, else UTF-8 or latin-1).
 Other input -- a model's answer in a text file, or ``-`` for standard input, in UTF-8 -- is searched for tunes as in
@@ -151,12 +153,14 @@ def selected_tunes(args: TuneSelection) -> tuple[list[Tune], list[str]]:
 
 
 def main(args: TuneSelection):
+    """Print the verdicts; exit status 1 when a tune is invalid (0 when every one is valid), as linters do."""
+    from .cli import ExitStatus
     from .music.verdicts import check_tune
 
     tunes, warnings = selected_tunes(args)
     verdicts = run_checks(tunes, lambda t: check_tune(t, timeout=args.timeout), quiet=args.json_report)
     print_results(verdicts, warnings, args)
-    return verdicts
+    return ExitStatus(not all(verdict.valid for verdict in verdicts))
 
 
 def add_positional_input(parser):
@@ -179,4 +183,6 @@ def make_parser(subparsers=None):
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from .cli import run_as_main
+
+    run_as_main("validate")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from chatmusician_hf.configs import RecipeError
+from chatmusician_hf.errors import CheckpointError, RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CPT = REPO / "recipes" / "tiny" / "cpt_lora.yaml"
@@ -142,7 +142,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(tiny_model_dir, tmp
     resumed = _launch(cpt_args(tiny_model_dir, killed_dir, *common))
     log = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, log
-    assert "skipping incomplete checkpoint" in log and "resuming from" in log and "checkpoint-16" in log
+    assert "skipping checkpoint-20: scheduler.pt, model or adapter weights (*.safetensors), optimizer.pt missing" in log
+    assert "resuming from" in log and "checkpoint-16" in log
     assert straight.wait(timeout=600) == 0, straight.stdout.read()
     a = load_file(tmp_path / "straight" / "adapter_model.safetensors")
     b = load_file(killed_dir / "adapter_model.safetensors")
@@ -151,17 +152,55 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(tiny_model_dir, tmp
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
 
 
+def test_every_unreadable_checkpoint_file_falls_back_to_the_previous_checkpoint(tiny_model_dir, tmp_path, capsys):
+    """Kill a run after its second checkpoint, then cut each file of that checkpoint in half in turn (a full disk, a
+    kill mid-write): every rerun finishes, resuming from the first checkpoint when the cut file is one a resume
+    reads, and from the second otherwise (README.md and the chat template are text nobody reads on resume)."""
+    import shutil
+
+    from chatmusician_hf.training.resume import checkpoint_problem
+
+    common = ["--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no", "--save_total_limit", "5"]
+    killed = tmp_path / "killed"
+    victim = _launch(cpt_args(tiny_model_dir, killed, *common))
+    deadline = time.time() + 600
+    while not (killed / "checkpoint-4").is_dir() or checkpoint_problem(killed / "checkpoint-4") is not None:
+        assert victim.poll() is None, victim.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    shutil.rmtree(killed / "checkpoint-6", ignore_errors=True)  # had it got that far, make it a kill after step 4
+    unread_on_resume = {"README.md", "chat_template.jinja"}
+    files = sorted(p.name for p in (killed / "checkpoint-4").iterdir() if p.is_file())
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "adapter_model.safetensors",
+            "adapter_config.json"} <= set(files)
+    for name in files:
+        run = tmp_path / f"cut-{name}"
+        shutil.copytree(killed, run)
+        cut = run / "checkpoint-4" / name
+        cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+        capsys.readouterr()
+        trainer = run_cpt_inprocess(cpt_args(tiny_model_dir, run, *common))
+        log = capsys.readouterr().out
+        assert trainer.state.global_step == 6 and (run / "adapter_model.safetensors").is_file(), name
+        expected = "checkpoint-4" if name in unread_on_resume else "checkpoint-2"
+        assert f"[cpt] resuming from {run / expected}" in log, (name, log)
+        if expected == "checkpoint-2":
+            assert f"[resume] skipping checkpoint-4: {name}" in log, (name, log)
+
+
 def test_find_resume_checkpoint_skips_partial_and_honours_paths(tmp_path):
-    from chatmusician_hf.training import find_resume_checkpoint
+    from chatmusician_hf.training.resume import find_resume_checkpoint
 
     assert find_resume_checkpoint(tmp_path, "auto") is None
     assert find_resume_checkpoint(tmp_path, None) is None
-    with pytest.raises(RecipeError, match="not a complete checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint-3 cannot be resumed from: no such folder"):
         find_resume_checkpoint(tmp_path, str(tmp_path / "checkpoint-3"))
 
 
 def test_unknown_lora_target_fails_before_weights_load(tiny_model_dir, tmp_path):
-    # A model folder whose weights are missing: reaching from_pretrained would raise OSError, not RecipeError.
+    # A model folder whose weights are missing: reaching from_pretrained would raise ModelLoadError, not RecipeError.
     model_dir = tmp_path / "no-weights"
     model_dir.mkdir()
     for f in tiny_model_dir.iterdir():

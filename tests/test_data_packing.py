@@ -11,16 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatmusician_hf.data import packing
+from chatmusician_hf.data import encoding
+from chatmusician_hf.data.augment import is_abc_tune, transposition_choices
 from chatmusician_hf.data.config import DataArguments
-from chatmusician_hf.data.packing import (
-    BlockPacker,
-    build_pretraining_dataset,
-    encode_texts,
-    is_abc_tune,
-    pack_pretraining,
-    transposition_choices,
-)
+from chatmusician_hf.data.encoding import encode_texts
+from chatmusician_hf.data.packing import BlockPacker
+from chatmusician_hf.data.piece_encoder import PROBES, PieceEncoder, per_text
+from chatmusician_hf.data.pretraining import build_pretraining_dataset, pack_pretraining
+from chatmusician_hf.data.token_batches import Tokenization, map_token_batches
 
 FIXTURE = Path(__file__).parent / "fixtures" / "musicpile_sample.jsonl"
 
@@ -95,7 +93,7 @@ def test_backend_batch_encoding_matches_the_tokenizer_call(tokenizer):
 # character and the four that only Python's \s matches (U+001C..U+001F), control characters, special tokens inside
 # and next to text, non-Latin scripts, emoji.
 TRICKY_TEXTS = [
-    *packing._PROBES,
+    *PROBES,
     *(
         f"a{chr(c)}b {chr(c)}{chr(c)} c{chr(c)}"
         for c in [*range(0, 0x80), 0x85, 0xA0, 0x1680, *range(0x2000, 0x2030), 0x205F, 0x3000, 0xFEFF, 0x180E]
@@ -109,7 +107,7 @@ TRICKY_TEXTS = [
 
 def test_piece_encoder_gives_the_tokenizers_ids(tokenizer):
     # The tiny tokenizer takes the fast path.
-    assert packing._encoders(tokenizer.backend_tokenizer)[2] is not None
+    assert encoding.encoders(tokenizer.backend_tokenizer).pieces is not None
     from chatmusician_hf.data.corpus import build_music21_corpus
 
     corpus = list(build_music21_corpus()["train"]["text"][:400])
@@ -118,16 +116,17 @@ def test_piece_encoder_gives_the_tokenizers_ids(tokenizer):
     assert encode_texts(tokenizer, []) == []
 
 
-def test_piece_encoder_starts_over_when_its_cache_is_full(tokenizer, monkeypatch):
+def test_piece_encoder_starts_over_when_its_cache_is_full(tokenizer):
     from chatmusician_hf.data.corpus import build_music21_corpus
 
-    monkeypatch.setattr(packing, "_ENCODERS", {})
-    monkeypatch.setattr(packing, "PIECE_CACHE", 300)
+    backend = tokenizer.backend_tokenizer
+    pieces = PieceEncoder(backend, encoding.encoders(backend).rust, cache_size=300)
     corpus = list(build_music21_corpus()["train"]["text"][:200])
     for start in range(0, 200, 50):
         batch = corpus[start : start + 50]
-        assert encode_texts(tokenizer, batch) == tokenizer(batch, add_special_tokens=False)["input_ids"]
-    assert packing._encoders(tokenizer.backend_tokenizer)[2]._size <= 300 + 50 * 400
+        ids = [part.tolist() for part in per_text(*pieces.encode(batch))]
+        assert ids == tokenizer(batch, add_special_tokens=False)["input_ids"]
+    assert pieces._size <= 300 + 50 * 400
 
 
 def _small_tokenizer(pattern: str):
@@ -159,22 +158,29 @@ def _small_tokenizer(pattern: str):
 )
 def test_other_split_patterns_give_the_tokenizers_ids(pattern, fast):
     tok = _small_tokenizer(pattern)
-    assert (packing._encoders(tok.backend_tokenizer)[2] is not None) == fast
+    assert (encoding.encoders(tok.backend_tokenizer).pieces is not None) == fast
     texts = ["abc def", "abc 123 de</s>x", "12 34", "", "  ", *TRICKY_TEXTS[:40]]
     assert encode_texts(tok, texts) == tok(texts, add_special_tokens=False)["input_ids"]
 
 
-def test_a_piece_encoder_that_disagrees_is_dropped(tokenizer, monkeypatch, caplog):
-    monkeypatch.setattr(packing, "_ENCODERS", {})
-    pieces = packing._encoders(tokenizer.backend_tokenizer)[2]
+@pytest.fixture
+def fresh_encoders():
+    """A test that breaks a cached encoder on purpose leaves none behind."""
+    encoding.clear_encoder_cache()
+    yield
+    encoding.clear_encoder_cache()
+
+
+def test_a_piece_encoder_that_disagrees_is_dropped(tokenizer, fresh_encoders, caplog):
+    pieces = encoding.encoders(tokenizer.backend_tokenizer).pieces
     texts = ["X:1\nK:D\n d d d", " d"]
     encode_texts(tokenizer, texts)
     key = pieces._index[" d"]
     pieces._flat[pieces._starts[key]] += 1  # corrupt one learnt piece
-    with caplog.at_level(logging.WARNING, logger="chatmusician_hf.data.packing"):
+    with caplog.at_level(logging.WARNING, logger="chatmusician_hf.data.encoding"):
         assert encode_texts(tokenizer, texts) == tokenizer(texts, add_special_tokens=False)["input_ids"]
     assert "piece encoder differs" in caplog.text
-    assert packing._encoders(tokenizer.backend_tokenizer)[2] is None
+    assert encoding.encoders(tokenizer.backend_tokenizer).pieces is None
 
 
 def _documents(tokenizer, texts):
@@ -196,28 +202,27 @@ def test_pretraining_blocks_hold_every_document_token_once(tokenizer, tmp_path):
     assert stats.tokens_per_src["IrishMAN"] == len(docs[3]) + len(docs[7])
 
 
-def test_streaming_gives_the_same_blocks_and_multiprocessing_too(tokenizer, tmp_path, monkeypatch):
+def test_streaming_gives_the_same_blocks_and_multiprocessing_too(tokenizer, tmp_path):
     # Several batches, and several row ranges for the worker processes.
-    monkeypatch.setattr(packing, "TOKENIZE_BATCH_SIZE", 40)
     common = dict(dataset_name="music21", max_rows=300, data_cache_dir=str(tmp_path))
-    plain = build_pretraining_dataset(DataArguments(**common), tokenizer, max_length=256)
-    streamed = list(
-        build_pretraining_dataset(DataArguments(**common, streaming=True), tokenizer, max_length=256)
-    )
-    parallel = build_pretraining_dataset(DataArguments(**common, num_proc=2), tokenizer, max_length=256)
+    small_batches = Tokenization(batch_size=40)
+
+    def blocks(**options):
+        return pack_pretraining(DataArguments(**common, **options), tokenizer, 256, tokenization=small_batches)[0]
+
+    plain, streamed, parallel = blocks(), list(blocks(streaming=True)), blocks(num_proc=2)
     assert len(plain) > 10
     assert streamed == list(plain)
     assert parallel["input_ids"] == plain["input_ids"] and parallel["position_ids"] == plain["position_ids"]
 
 
-def test_worker_processes_read_rows_through_an_indices_mapping(tokenizer, monkeypatch):
+def test_worker_processes_read_rows_through_an_indices_mapping(tokenizer):
     from chatmusician_hf.data.corpus import build_music21_corpus
 
-    monkeypatch.setattr(packing, "TOKENIZE_BATCH_SIZE", 30)
     rows = build_music21_corpus()["train"].select_columns(["text", "src"]).shuffle(seed=3).select(range(200))
-    eos = tokenizer.eos_token_id
-    one = list(packing._map_token_batches(rows, tokenizer, eos, num_proc=None))
-    two = list(packing._map_token_batches(rows, tokenizer, eos, num_proc=2))
+    eos, small_batches = tokenizer.eos_token_id, Tokenization(batch_size=30)
+    one = list(map_token_batches(rows, tokenizer, eos, None, small_batches))
+    two = list(map_token_batches(rows, tokenizer, eos, 2, small_batches))
     expected = _documents(tokenizer, list(rows["text"]))
     for batches in (one, two):
         assert np.concatenate([flat for flat, _, _ in batches]).tolist() == [t for d in expected for t in d]
@@ -229,7 +234,7 @@ def test_second_call_reuses_the_packed_cache(tokenizer, tmp_path, caplog):
     first = build_pretraining_dataset(args, tokenizer, max_length=32)
     (blocks_file,) = (tmp_path / "pretraining").glob("*/blocks.arrow")
     mtime = blocks_file.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="chatmusician_hf.data.packing"):
+    with caplog.at_level(logging.INFO, logger="chatmusician_hf.data.pretraining"):
         second = build_pretraining_dataset(args, tokenizer, max_length=32)
     assert "Reusing packed blocks" in caplog.text
     assert blocks_file.stat().st_mtime_ns == mtime

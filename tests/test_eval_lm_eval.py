@@ -16,8 +16,8 @@ from chatmusician_hf import cli  # noqa: E402
 from chatmusician_hf.configs import RecipeError  # noqa: E402
 from chatmusician_hf.eval import harness, prompts  # noqa: E402
 from chatmusician_hf.eval.bench_data import load_bench  # noqa: E402
-from chatmusician_hf.eval.models import load_model  # noqa: E402
 from chatmusician_hf.eval.ppl_scoring import score_questions  # noqa: E402
+from chatmusician_hf.model_loader import load_model  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "music_theory_bench" / "single_split.jsonl"
 TASKS_DIR = harness.LM_EVAL_TASKS_DIR

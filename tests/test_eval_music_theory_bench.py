@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from chatmusician_hf import cli
+from chatmusician_hf.errors import ModelLoadError
 from chatmusician_hf.eval import prompts
 from chatmusician_hf.eval.bench_data import BenchDataError, load_bench
-from chatmusician_hf.eval.models import ModelLoadError, load_model
 from chatmusician_hf.eval.music_theory_bench import MusicTheoryBenchArguments, main
 from chatmusician_hf.eval.ppl_scoring import FULL_SEQUENCES, SHARED_PREFIX, score_questions, shared_prefix
+from chatmusician_hf.model_loader import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "music_theory_bench"
 TWO_SPLITS = FIXTURES / "two_splits"

@@ -9,8 +9,12 @@ import pytest
 import torch
 
 from chatmusician_hf import merge
-from chatmusician_hf.configs import RecipeError
-from chatmusician_hf.merge import MergeArguments, MergeError, VerificationError
+from chatmusician_hf.errors import MergeError, ModelLoadError, VerificationError
+from chatmusician_hf.merge import MergeArguments
+from chatmusician_hf.merging import shards
+from chatmusician_hf.merging.adapter import load_adapter
+from chatmusician_hf.merging.safetensors_io import iter_output_tensors
+from chatmusician_hf.vocabulary import grow_vocabulary
 
 from helpers.adapters import make_lora_adapter, save_sharded_copy
 
@@ -55,7 +59,7 @@ def peft_merge_and_unload(base_dir, adapter_path, vocab_size=None):
 
     model = AutoModelForCausalLM.from_pretrained(str(base_dir))
     if vocab_size:
-        merge.resize_model_vocab(model, vocab_size)
+        grow_vocabulary(model, vocab_size)
     return PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
 
 
@@ -70,11 +74,11 @@ def test_shard_merge_equals_peft_merge_and_unload(sharded_base, adapter_dir, mer
     assert len(shards) >= 2 and set(index["weight_map"].values()) == {p.name for p in shards}
     assert all(p.stat().st_size <= 2_000_000 + 100_000 for p in shards)  # limit plus the safetensors header
 
-    merged = dict(merge.iter_output_tensors(merged_dir))
+    merged = dict(iter_output_tensors(merged_dir))
     assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in merged.values())
     reference = peft_merge_and_unload(sharded_base, adapter_dir).state_dict()
     assert set(merged) == set(reference)
-    base = dict(merge.iter_output_tensors(sharded_base))
+    base = dict(iter_output_tensors(sharded_base))
     for key, tensor in reference.items():
         assert torch.equal(merged[key], tensor), key
     changed = [k for k in reference if not torch.equal(base[k], merged[k])]
@@ -86,8 +90,7 @@ def test_merged_model_reloads_with_base_plus_adapter_logits(sharded_base, adapte
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from chatmusician_hf.chat_format import inference_prompt
-    from chatmusician_hf.tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+    from chatmusician_hf.chat_format import CHATMUSICIAN_GENERATION_DEFAULTS, inference_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(str(merged_dir))
     ids = tokenizer(inference_prompt("Compose a jig in G major. X:1\nK:G\n|:GAB"), add_special_tokens=False)[
@@ -128,11 +131,11 @@ def test_grown_vocabulary_with_trainable_tokens(tiny_model_dir, tmp_path):
     assert json.loads((out / "config.json").read_text())["vocab_size"] == base_vocab + 1 == len(tokenizer)
     assert tokenizer.convert_tokens_to_ids("<chat>") == base_vocab
 
-    merged = dict(merge.iter_output_tensors(out))
+    merged = dict(iter_output_tensors(out))
     reference = peft_merge_and_unload(tiny_model_dir, adapter, vocab_size=base_vocab + 1).state_dict()
     for key, tensor in reference.items():
         torch.testing.assert_close(merged[key], tensor, rtol=0, atol=0, msg=key)
-    base_embed = dict(merge.iter_output_tensors(tiny_model_dir))["model.embed_tokens.weight"]
+    base_embed = dict(iter_output_tensors(tiny_model_dir))["model.embed_tokens.weight"]
     # rows 5..7 and the new token were trained; an untrained row is the base's
     assert not torch.equal(merged["model.embed_tokens.weight"][5], base_embed[5])
     assert torch.equal(merged["model.embed_tokens.weight"][100], base_embed[100])
@@ -170,7 +173,7 @@ def test_corrupted_adapter_is_refused_and_nothing_is_written(sharded_base, adapt
 @pytest.mark.parametrize("mode", ["full", "sample"])
 def test_verification_catches_a_wrong_merge(sharded_base, adapter_dir, tmp_path, monkeypatch, mode):
     """A merge bug (here: a LoRA scale off by 10% in layer 0) is caught by comparing against PEFT's own forward."""
-    correct = merge.merged_tensor
+    correct = shards.merged_tensor
 
     def off_by_ten_percent(key, read_base, adapter, *args):
         if key == "model.layers.0.self_attn.v_proj.weight":
@@ -178,7 +181,7 @@ def test_verification_catches_a_wrong_merge(sharded_base, adapter_dir, tmp_path,
             adapter.lora[key] = (a, b, scale * 1.1, transpose)
         return correct(key, read_base, adapter, *args)
 
-    monkeypatch.setattr(merge, "merged_tensor", off_by_ten_percent)
+    monkeypatch.setattr(shards, "merged_tensor", off_by_ten_percent)
     out = tmp_path / "merged"
     args = MergeArguments(base=str(sharded_base), adapter=str(adapter_dir), output_dir=str(out), verify=mode)
     args.verify_layers = 1
@@ -194,7 +197,7 @@ def test_half_precision_base_merges_within_dtype_tolerance(tiny_model_dir, tmp_p
     adapter = make_lora_adapter(base, tmp_path / "lora")
     out = tmp_path / "merged"
     merge.main(MergeArguments(base=str(base), adapter=str(adapter), output_dir=str(out), verify="sample"))
-    merged = dict(merge.iter_output_tensors(out))
+    merged = dict(iter_output_tensors(out))
     assert {t.dtype for t in merged.values()} == {torch.bfloat16}
     assert "verified (first 2 layers, bfloat16)" in capsys.readouterr().out
 
@@ -205,9 +208,9 @@ def test_inputs_are_checked_before_any_work(sharded_base, adapter_dir, tmp_path)
     (occupied / "keep.txt").write_text("x")
     with pytest.raises(MergeError, match="--overwrite"):
         merge.main(MergeArguments(base=str(sharded_base), adapter=str(adapter_dir), output_dir=str(occupied)))
-    with pytest.raises(RecipeError, match="base model 'no-such-user/no-such-model' is not a local folder"):
+    with pytest.raises(ModelLoadError, match="base model 'no-such-user/no-such-model' is not a local folder"):
         merge.main(MergeArguments(base="no-such-user/no-such-model", adapter=str(adapter_dir),
                                   output_dir=str(tmp_path / "fresh")))
     with pytest.raises(MergeError, match="no adapter_config.json"):
-        merge.load_adapter(sharded_base)
-    assert merge.parse_size("5GB") == 5 * 10**9 and merge.parse_size("500MiB") == 500 * 2**20
+        load_adapter(sharded_base)
+    assert shards.parse_size("5GB") == 5 * 10**9 and shards.parse_size("500MiB") == 500 * 2**20

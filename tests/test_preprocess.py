@@ -20,7 +20,7 @@ def test_cpt_preprocess_writes_blocks_that_cpt_reads_back(tmp_path, tiny_model_d
     from transformers import AutoTokenizer
 
     from chatmusician_hf.data.config import DataArguments
-    from chatmusician_hf.data.packing import build_pretraining_dataset
+    from chatmusician_hf.data.pretraining import build_pretraining_dataset
 
     # A training recipe, training keys included: preprocess parses it with the stage's own dataclasses.
     recipe = _recipe(

@@ -74,7 +74,7 @@ def test_sft_starts_from_a_cpt_adapter_folder(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from chatmusician_hf import sft
-    from chatmusician_hf.training import load_model_for_training
+    from chatmusician_hf.training.loading import load_model_for_training, load_tokenizer_for_training
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     adapted = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
@@ -88,7 +88,7 @@ def test_sft_starts_from_a_cpt_adapter_folder(tiny_model_dir, tmp_path):
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(adapter_dir)
     _, training_args, model_args = sft.make_parser().parse_args_and_config(
         ["--config", str(TINY_SFT), "--model_name_or_path", str(adapter_dir), "--output_dir", str(tmp_path / "o")])
-    model, _ = load_model_for_training(model_args, training_args)
+    model = load_model_for_training(model_args, training_args, load_tokenizer_for_training(model_args))
     ids = torch.randint(4, 2000, (1, 16))
     expected = adapted.eval()(input_ids=ids).logits
     with model.disable_adapter():

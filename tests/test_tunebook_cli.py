@@ -25,7 +25,7 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_validate_prints_a_verdict_per_tune_and_the_summary(capsys):
-    assert cli_main(["validate", str(SESSION)]) == 0
+    assert cli_main(["validate", str(SESSION)]) == 1  # one tune is invalid
     lines = capsys.readouterr().out.splitlines()
     verdicts = lines[:5]
     starts = [f"{SESSION}:{n} X:{x} " for n, x in zip((12, 23, 33, 46, 50), range(1, 6), strict=True)]
@@ -44,7 +44,7 @@ def test_validate_prints_a_verdict_per_tune_and_the_summary(capsys):
 
 
 def test_json_report_for_scripts(capsys):
-    assert cli_main(["validate", str(SESSION), "--json_report"]) == 0
+    assert cli_main(["validate", str(SESSION), "--json_report"]) == 1
     record = json.loads(capsys.readouterr().out)
     assert [tune["valid"] for tune in record["tunes"]] == VALID
     assert (
@@ -59,7 +59,7 @@ def test_json_report_for_scripts(capsys):
 
 
 def test_tune_index_and_x_keep_one_tune(capsys):
-    assert cli_main(["validate", str(SESSION), "--x", "3", "--json_report"]) == 0
+    assert cli_main(["validate", str(SESSION), "--x", "3", "--json_report"]) == 1  # the broken jig
     assert [tune["title"] for tune in json.loads(capsys.readouterr().out)["tunes"]] == ["A Broken Jig"]
     assert cli_main(["validate", str(SESSION), "--tune_index", "4"]) == 0
     out = capsys.readouterr().out
@@ -116,7 +116,7 @@ def test_music21_multi_tune_file_verdicts_match_validating_each_tune(capsys):
     from music21 import corpus
 
     path = next(p for p in corpus.getPaths(fileExtensions=["abc"]) if Path(p).as_posix().endswith("erk5.abc"))
-    assert cli_main(["validate", str(path), "--json_report"]) == 0
+    assert cli_main(["validate", str(path), "--json_report"]) == 1  # some of its tunes are invalid
     record = json.loads(capsys.readouterr().out)
     raw = Path(path).read_bytes()
     text = raw.decode("utf-8", errors="strict") if raw.isascii() else raw.decode("latin-1")

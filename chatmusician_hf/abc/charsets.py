@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import ChatMusicianError
+
 UTF8 = "utf-8"
 LATIN1 = "iso-8859-1"
 # the standard's names -> Python's codecs
@@ -31,7 +33,7 @@ DECLARATION = re.compile(rb"^[ \t]*(?:%%|I:)[ \t]*abc-charset[ \t]+([^\s%]+)", r
 _DECLARATION_TEXT = re.compile(DECLARATION.pattern.decode(), re.IGNORECASE)
 
 
-class TunebookError(ValueError):
+class TunebookError(ChatMusicianError, ValueError):
     """A file that cannot be read as ABC at all (missing, too large, binary, UTF-16); the message is one line."""
 
 

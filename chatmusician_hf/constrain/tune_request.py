@@ -14,6 +14,7 @@ from ..abc.keys import parse_key
 from ..abc.lengths import parse_unit_length
 from ..abc.meters import parse_meter
 from ..chat_format import FIELD_NAMES
+from ..errors import ChatMusicianError
 from .tracker import AbcTracker
 
 # The order fields take in a header: T: first, K: last (ABC 2.1 §3).
@@ -28,7 +29,7 @@ _READERS = {
 }
 
 
-class RequestError(ValueError):
+class RequestError(ChatMusicianError, ValueError):
     """An explicit header option that cannot be used; the message says which field and why, on one line."""
 
 

@@ -9,11 +9,12 @@ checks this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..configs import RecipeError
+from ..errors import RecipeError
 
 # Dataset names that need no download: the tunes music21 ships, and the SFT task set built from them.
 MUSIC21_CORPUS = "music21"
@@ -175,3 +176,10 @@ def cached_dataset(folder: Path, build):
         else:
             os.replace(partial, folder)
     return load_from_disk(str(folder))
+def source_digest(*modules) -> str:
+    """A hash of the given modules' source code. ``datasets`` fingerprints a module-level map function by its name
+    only, so cache keys include this to never reuse results of an older version of the code."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]

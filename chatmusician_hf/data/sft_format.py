@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 
 from ..chat_format import ASSISTANT, HUMAN, TURN_END, render_conversation
-from .config import DataArguments
-from .packing import encode_texts, source_digest, tokenizer_fingerprint
+from .config import DataArguments, source_digest
+from .encoding import encode_texts, tokenizer_fingerprint
 from .sources import DatasetSourceError, load_preprocessed, load_rows
 
 # Separators as MusicPile-sft writes them inside its fields (whitespace around them varies from row to row).

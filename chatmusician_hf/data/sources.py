@@ -23,7 +23,8 @@ import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..configs import RecipeError, unknown_key_message
+from ..configs import unknown_key_message
+from ..errors import DatasetSourceError
 from .config import ABC_TASKS_PREFIX, MUSIC21_CORPUS, MUSIC21_TASKS, DataArguments, cache_dir
 from .corpus import in_validation
 
@@ -39,13 +40,6 @@ FILE_BUILDERS = {
     ".txt": "text",
     ".arrow": "arrow",
 }
-
-
-class DatasetSourceError(RecipeError):
-    """A dataset source that cannot be loaded as the recipe names it (missing file, unreachable Hub ID, bad key).
-
-    A ``RecipeError``, so ``chatmusician-hf`` prints the message on one line and exits with status 2.
-    """
 
 
 @dataclass
@@ -164,6 +158,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
                 raise DatasetSourceError(
                     f"{path}: unknown file type; use one of {', '.join(sorted(FILE_BUILDERS))} or a folder."
                 )
+            if not local.read_bytes().strip():
+                raise DatasetSourceError(f"{spec.path}: the file is empty; it holds no rows.")
             kwargs.update(name=None, data_files=str(local))
             path = builder
         elif local.is_dir():
@@ -175,7 +171,8 @@ def _load_splits(spec: SourceSpec, data_args: DataArguments, streaming: bool):
         except DatasetSourceError:
             raise
         except Exception as err:  # noqa: BLE001 - every failure becomes one readable line naming the source
-            if _is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err):
+            from_hub = not local.exists() and spec.path not in FILE_BUILDERS.values()
+            if from_hub and (_is_offline() or isinstance(err, (ConnectionError, OSError)) and "Hub" in str(err)):
                 raise DatasetSourceError(offline_message(spec.path)) from None
             raise DatasetSourceError(
                 f"Could not load dataset '{spec.path}': {type(err).__name__}: {err}"
@@ -379,6 +376,9 @@ def load_rows(data_args: DataArguments, split: str = "train", kind: str = "text"
         ds = select_src(ds, spec, data_args.dataset_seed, data_args.streaming)
         parts.append(ds)
     rows = mix(parts, specs, data_args.dataset_seed, data_args.streaming)
+    if not data_args.streaming and len(rows) == 0:
+        names = ", ".join(spec.path for spec in specs)
+        raise DatasetSourceError(f"{names}: no rows in split '{split}' (after the src selection and held-out share).")
     if data_args.max_rows is not None:
         rows = (
             rows.take(data_args.max_rows)

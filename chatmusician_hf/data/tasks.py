@@ -293,8 +293,7 @@ def cached_music21_tasks(cache_root, seed: int = 42, validation_fraction: float 
     import music21
 
     from . import corpus
-    from .config import cached_dataset
-    from .packing import source_digest
+    from .config import cached_dataset, source_digest
 
     key = hashlib.sha256(
         "|".join(

@@ -23,9 +23,10 @@ from collections import Counter
 from pathlib import Path
 
 from ..abc import charsets, tunebook
+from ..errors import DatasetSourceError
 from .config import ABC_TASKS_PREFIX, DataArguments, cache_dir, cached_dataset
 from .corpus import CorpusTune, in_validation, normalize_tune
-from .sources import FILE_BUILDERS, DatasetSourceError
+from .sources import FILE_BUILDERS
 
 TUNEBOOK_SUFFIX = ".abc"
 _BLANKS = re.compile(r"[ \t]+")
@@ -140,7 +141,7 @@ def load_tunebook_source(name: str, path: Path, tasks: bool, data_args: DataArgu
     from ..music import validate
     from . import corpus
     from . import tasks as task_module
-    from .packing import source_digest
+    from .config import source_digest
 
     fraction, seed = data_args.validation_fraction, data_args.dataset_seed
     digest = hashlib.sha256(f"{fraction}|{seed}|{data_args.abc_filter}|{tasks}".encode())

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..configs import RecipeError
+from ..errors import BenchDataError
 
 HUB_ID = "m-a-p/MusicTheoryBench"
 REQUIRED_COLUMNS = ("id", "stem", "options", "subject", "answer")
@@ -21,10 +21,6 @@ LETTERS = ("A", "B", "C", "D")
 SUBJECTS = ("knowledge", "reasoning")
 DATA_FILE_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 DEV_SPLIT_NAMES = {"dev", "validation", "valid", "val"}
-
-
-class BenchDataError(RecipeError):
-    """The benchmark could not be loaded, or its rows do not follow the MusicTheoryBench schema."""
 
 
 @dataclass

@@ -80,4 +80,6 @@ def main(benchmark: str, args) -> dict:
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    from ..cli import run_as_main
+
+    run_as_main("eval")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..configs import RecipeError
+from ..model_loader import load_model
 from .eval_results import PROJECT_URL, eval_result, results_dir, write_eval_results
-from .models import load_model
 
 LM_EVAL_TASKS_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 # The datasets behind the tasks this command is meant for, for the model-index; others fall back to the task name.
@@ -64,8 +64,8 @@ class HarnessArguments:
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."}
     )
-    device: str | None = field(
-        default=None, metadata={"help": "Device (default: cuda when available, else cpu)."}
+    device: str = field(
+        default="auto", metadata={"help": "Device: auto (cuda when available, else cpu), cpu, cuda, cuda:1..."}
     )
 
 
@@ -124,7 +124,7 @@ def main(args: HarnessArguments) -> dict:
     unknown = [task for task in tasks if task not in task_manager.all_tasks]
     if unknown:
         raise RecipeError(f"Unknown lm-eval task(s) {unknown}; check the names or --include_path.")
-    loaded = load_model(args.model, args.adapter, args.revision, args.dtype, args.device)
+    loaded = load_model(args.model, args.adapter, revision=args.revision, dtype=args.dtype, device=args.device)
     lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=args.batch_size)
     try:
         results = lm_eval.simple_evaluate(

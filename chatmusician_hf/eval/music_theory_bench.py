@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ..metrics import load_metric
+from ..model_loader import load_model
 from .bench_data import HUB_ID, SUBJECTS, BenchDataError, load_bench
 from .eval_results import PROJECT_URL, eval_result, results_dir, write_eval_results
-from .models import load_model
 from .ppl_scoring import score_questions
 from .prompts import LETTERS, gen_prompt, ppl_candidates
 
@@ -91,8 +91,8 @@ class MusicTheoryBenchArguments:
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."}
     )
-    device: str | None = field(
-        default=None, metadata={"help": "Device (default: cuda when available, else cpu)."}
+    device: str = field(
+        default="auto", metadata={"help": "Device: auto (cuda when available, else cpu), cpu, cuda, cuda:1..."}
     )
     metric_path: str | None = field(
         default=None,
@@ -135,11 +135,9 @@ def predict_gen(loaded, questions, exemplars, args) -> list[dict]:
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
 
-    from ..tiny import CHATMUSICIAN_GENERATION_DEFAULTS
+    from ..chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 
-    tokenizer, model = loaded.tokenizer, loaded.model
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer, model = loaded.tokenizer, loaded.model  # the loader gave the tokenizer a pad token
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     sampling = {
         k: CHATMUSICIAN_GENERATION_DEFAULTS[k]
@@ -225,7 +223,7 @@ def main(args: MusicTheoryBenchArguments) -> dict:
     questions = bench.test[: args.limit] if args.limit else bench.test
     exemplars = bench.dev[: args.shots]
     metric = load_metric("music_theory_bench", args.metric_path)
-    loaded = load_model(args.model, args.adapter, args.revision, args.dtype, args.device)
+    loaded = load_model(args.model, args.adapter, revision=args.revision, dtype=args.dtype, device=args.device)
 
     start = time.perf_counter()
     predict = predict_ppl if args.mode == "ppl" else predict_gen
