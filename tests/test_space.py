@@ -150,9 +150,16 @@ def assistant_text(history) -> str:
     return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
 
 
-def chat(client, message: str, max_new_tokens: int = 16, constrain: bool = False, answer_prefix: str = ""):
+def chat(
+    client,
+    message: str,
+    max_new_tokens: int = 16,
+    constrain: bool = False,
+    answer_prefix: str = "",
+    abc_header: str = "",
+):
     return client.submit(
-        message, [], 0.2, 40, 0.9, 1.1, max_new_tokens, constrain, answer_prefix, api_name="/chat"
+        message, [], 0.2, 40, 0.9, 1.1, max_new_tokens, constrain, answer_prefix, abc_header, api_name="/chat"
     )
 
 
@@ -326,7 +333,7 @@ def test_the_chats_answer_prefix_cannot_read_a_file(space, secret):
 
 
 def test_nan_settings_and_lone_surrogates_get_a_clear_message(space):
-    good = ["Compose a tune", [], 0.2, 40, 0.9, 1.1, 8, False, ""]
+    good = ["Compose a tune", [], 0.2, 40, 0.9, 1.1, 8, False, "", ""]
     for index, label in ((2, "Temperature"), (4, "Top-p"), (5, "Repetition penalty"), (6, "Max new tokens")):
         body = json.dumps({"data": good[:index] + ["NAN_HERE"] + good[index + 1 :]}).replace(
             '"NAN_HERE"', "NaN"

@@ -14,6 +14,9 @@ ACCIDENTALS = frozenset("^_=")
 # ABC 2.1 decoration shortcuts (~ roll, H fermata, L accent, M/P mordents, O coda, S segno, T trill, u/v bowing,
 # . staccato), and the letters ABC reserves for user symbols (h-w, H-W), which abc2midi ignores with a warning.
 DECORATION_SHORTCUTS = frozenset(".~HLMOPSTuv")
+# abc2midi lengthens a note under a fermata: its bar then overflows, and a broken rhythm on it is an error ("Notes
+# not equal durations"). Strict mode writes no fermata.
+STRICT_SHORTCUTS = DECORATION_SHORTCUTS - {"H"}
 RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
 
 # Field letters: those a tune may start with when X: is left out; those that may stand on their own line in the
@@ -52,10 +55,10 @@ LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
 FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 # Decoration names between ! ! or + + (ABC 2.1 §4.14 and the dynamics/navigation words of the corpus).
 DECORATION = regex.compile(r"[A-Za-z0-9.()<>:'-]{1,20}")
-# The decorations abc2midi 4.84 reads without a warning ("instruction !x! ignored" for the rest of ABC 2.1's):
-# what strict mode writes.
+# The decorations abc2midi 4.84 reads without a warning ("instruction !x! ignored" for the rest of ABC 2.1's),
+# the fermata aside: what strict mode writes.
 STANDARD_DECORATIONS = (
-    "trill", "mordent", "turn", "arpeggio", "accent", "fermata", "wedge", "breath", "ppp", "pp", "p", "mp", "mf",
+    "trill", "mordent", "turn", "arpeggio", "accent", "wedge", "breath", "ppp", "pp", "p", "mp", "mf",
     "f", "ff", "fff", "sfz", "crescendo(", "crescendo)", "diminuendo(", "diminuendo)", "<(", "<)", ">(", ">)",
     "ped", "ped-up",
 )  # fmt: skip

@@ -22,6 +22,7 @@ from ..abc.lexicon import (
     REST_LETTERS,
     SINGLE,
     STRICT_DECORATION,
+    STRICT_SHORTCUTS,
     THICK_THIN,
     THIN_THICK,
 )
@@ -119,7 +120,7 @@ def music(s: TrackerState, c: str) -> bool:
         s.fbuf = ""
         s.prev_element = False
         return True
-    if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not s.strict):
+    if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS) or (c in RESERVED_SYMBOLS and not s.strict):
         if c == "." and s.broken and not s.broken_staccato and s.strict:
             return False  # the right-hand note of a broken rhythm is staccato only if the left one is
         s.prev_element = False

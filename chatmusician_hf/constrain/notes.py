@@ -10,7 +10,7 @@ from __future__ import annotations
 from quicktions import Fraction
 
 from ..abc.lengths import drawable, note_length
-from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS
+from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS, STRICT_SHORTCUTS
 from .durations import (
     MAX_STRICT_SLASHES,
     add_element,
@@ -209,7 +209,7 @@ def chord(s: TrackerState, c: str) -> bool:
         return True
     if c in "()" and not s.strict:
         return _slur_inside(s, c)
-    if c in DECORATION_SHORTCUTS:
+    if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS):
         s.deco_pending = s.strict
         return True
     return False

@@ -221,12 +221,17 @@ class AbcLogitsProcessor(LogitsProcessor):
             row = previous.advanced(*split_utf8(previous.pending + data))
             if row is not None:
                 return row
-        tracker = AbcTracker(request=self.request_for(ids))
+        request = self.request_for(ids)
         text, pending = split_utf8(b"".join(self.token_bytes[i] for i in ids if i < len(self.token_bytes)))
-        # the answer starts on a fresh line after "Assistant: ", and so does an answer prefix written there
+        # the answer starts on a fresh line after "Assistant: ", and so does an answer prefix written there; a
+        # prefix that writes another header than the prompt asks for (the user's own) wins over the request
         before, marker, answer = text.rpartition(ASSISTANT)
-        _feed_leniently(tracker, before + marker)
-        tracker.mark_line_start()
+        for wanted in (request, TuneRequest(min_bars=request.min_bars)):
+            tracker = AbcTracker(request=wanted)
+            _feed_leniently(tracker, before + marker)
+            tracker.mark_line_start()
+            if tracker.copy().feed(answer):
+                break
         _feed_leniently(tracker, answer)
         return _Row(tracker, pending, tune_answer=True if tracker.in_tune else None)
 
