@@ -376,3 +376,36 @@ def test_after_a_short_final_bar_the_tune_ends_with_a_blank_line():
     assert text == "\n\n" and processor.stats["ended"] == 2
     tracker = AbcTracker()
     assert tracker.feed(prompt + text) and not tracker.in_tune, "the blank line ended the tune"
+
+
+def test_an_answer_that_is_a_tune_ends_with_the_tune():
+    """A text-to-ABC answer ends when its tune ends: after the blank line that closes the tune comes the end of
+    the answer, never the prose the model prefers; an answer that starts as prose keeps its prose after a tune."""
+    from chatmusician_hf.constrain import AbcLogitsProcessor
+
+    tune = "X:1\nM:4/4\nL:1/8\nK:C\nA8|A8|\n"
+    vocab = sorted(set("Human: two bars Assistant: Nice" + tune)) + ["Nice", "</s>"]
+    eos = vocab.index("</s>")
+
+    def answer(prefix: str) -> str:
+        processor = AbcLogitsProcessor(
+            [b"" if piece == "</s>" else piece.encode() for piece in vocab],
+            [eos],
+            do_sample=False,
+            special_texts={eos: "</s>"},
+        )
+        prompt = [vocab.index(c) for c in "Human: two bars "] + [eos] + [vocab.index(c) for c in " Assistant: "]
+        ids = torch.tensor([prompt + [vocab.index(char) for char in prefix]])
+        text = ""
+        for _ in range(3):
+            scores = torch.zeros(1, len(vocab))
+            scores[0, vocab.index("\n")], scores[0, vocab.index("Nice")] = 3.0, 2.0
+            chosen = int(processor(ids, scores)[0].argmax())
+            if chosen == eos:
+                return text
+            text += vocab[chosen]
+            ids = torch.cat([ids, torch.tensor([[chosen]])], dim=1)
+        return text + "..."
+
+    assert answer(tune) == "\n", "the tune ended, and the answer with it"
+    assert answer("Nice\n" + tune) == "\n\n\n...", "an answer that starts as prose goes on after its tune"

@@ -102,6 +102,8 @@ def clean_for_field(s: TrackerState, letter: str = "") -> bool:
     """Nothing is open that a field line or an inline field would cut (a broken rhythm, a chord, a tie...)."""
     if letter == "V" and s.voice == "" and s.expect_repeat:
         return False  # the unnamed first voice could never be resumed to close its repeat
+    if s.strict and letter == "V" and s.voice == "" and s.n_elements:
+        return False  # abc2midi: "First V: field occurs past body" (the music before it joins that voice)
     if s.strict and letter and (letter not in STRICT_FIELDS or (letter in MUSICAL_FIELDS and letter in s.required)):
         return False  # (the key, meter or unit length asked for holds for the whole tune)
     return not (s.broken or s.chord or s.grace or s.tie or (s.after_grace and s.strict))

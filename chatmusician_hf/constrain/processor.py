@@ -233,7 +233,7 @@ class AbcLogitsProcessor(LogitsProcessor):
             if tracker.copy().feed(answer):
                 break
         _feed_leniently(tracker, answer)
-        return _Row(tracker, pending, tune_answer=True if tracker.in_tune else None)
+        return _Row(tracker, pending, tune_answer=_starts_with_a_tune(answer))
 
     def request_for(self, ids: list[int]) -> TuneRequest:
         """What a tune must be after the prompt ``ids``: ``required_header``, then what the prompt asks for, with
@@ -460,6 +460,17 @@ class _Draws:
             kept[top] = False
             candidates, keys = candidates[kept], keys[kept]
             block *= 8
+
+
+def _starts_with_a_tune(answer: str) -> bool | None:
+    """Whether an answer is a tune (its first line starts one) or prose; None while its first line does not tell."""
+    probe = AbcTracker(strict=False)
+    probe.mark_line_start()
+    for char in answer:
+        probe.feed(char)
+        if probe.in_tune or probe.in_prose_line:
+            return probe.in_tune
+    return None
 
 
 def _feed_leniently(tracker: AbcTracker, text: str) -> None:
