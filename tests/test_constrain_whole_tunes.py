@@ -88,3 +88,20 @@ def test_a_first_voice_field_after_the_music_has_begun_is_refused():
     for body in ("c8|[V:1]c8|", "c8|\nV:1\nc8|"):
         assert not accepts(HEADER + body) and AbcTracker(strict=False).feed(HEADER + body)
     assert accepts(HEADER + "V:1\nc8|\nV:2\nc8|\nV:1\nc8|")
+
+
+# abc2midi takes a grace group's time from its host note, a quarter of the group's length: a host no longer than
+# that draws "Grace sequence exceeds host note" (and the group is dropped).
+GRACE_CUT = ["{d}g1/4 z7 z3/4|", "{D2B4B2}z2 z6|", "{dd}g/ z7 z/|", "{d}[ce] z7|", "{d}A>B z6|"]
+GRACE_KEPT = ["{d}g/ z7 z/|", "{D2B4B2}z6 z2|", "{g}A2 B6|"]
+
+
+@pytest.mark.parametrize("body", GRACE_CUT + GRACE_KEPT)
+def test_a_grace_group_is_shorter_than_four_times_its_host(body, tmp_path):
+    (tmp_path / "tune.abc").write_text(HEADER + body + "\n", encoding="utf-8")
+    result = subprocess.run(
+        ["abc2midi", "tune.abc", "-o", "tune.mid"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    cut = "Grace sequence exceeds host note" in result.stdout + result.stderr
+    assert accepts(HEADER + body + "\n") == (body in GRACE_KEPT)
+    assert cut or body in GRACE_KEPT or "[" in body or ">" in body, "strict mode refuses a host abc2midi takes"

@@ -12,8 +12,9 @@ from quicktions import Fraction
 from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, SHORTEST_DRAWN, drawable, length_spellings
 from ..abc.lexicon import DIGITS
 from ..abc.meters import tuplet_ratio
-from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, TrackerState
+from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, ZERO, TrackerState
 
+GRACE_SHARE = 4  # abc2midi's default: a grace group takes a quarter of its length from its host (store.c)
 MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
@@ -99,12 +100,14 @@ def drawn_spellings(drawn_unit: Fraction) -> tuple[tuple[str, Fraction], ...]:
     )
 
 
-def can_draw(s: TrackerState, length: str, drawn: Fraction, timed: Fraction | None = None) -> bool:
-    """Some completion of the typed ``length`` draws (a unit drawing as ``drawn`` whole notes) and, when
-    ``timed`` (a unit's duration) is given, fits the room left in the bar."""
+def can_draw(
+    s: TrackerState, length: str, drawn: Fraction, timed: Fraction | None = None, longer_than: Fraction = ZERO
+) -> bool:
+    """Some completion of the typed ``length`` draws (a unit drawing as ``drawn`` whole notes), is more than
+    ``longer_than`` units and, when ``timed`` (a unit's duration) is given, fits the room left in the bar."""
     left = room(s) if timed is not None and s.bar_len is not None else None
     return any(
-        spelling.startswith(length) and (left is None or timed * multiplier <= left)
+        multiplier > longer_than and spelling.startswith(length) and (left is None or timed * multiplier <= left)
         for spelling, multiplier in drawn_spellings(drawn)
     )
 
@@ -154,7 +157,14 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
     """
     if s.el == "mrest":
         return True
-    if s.grace or (s.chord and s.chord_first is not None):
+    if s.chord and s.chord_first is not None and s.strict:
+        return any(spelling.startswith(length) for spelling in length_spellings(s.chord_first))  # (equal notes)
+    if s.grace and s.strict:
+        return any(
+            spelling.startswith(length) and grace_closable(s, s.grace_len + multiplier)
+            for spelling, multiplier in drawn_spellings(s.unit)
+        )
+    if s.grace or s.chord:
         # grace notes take no time; a chord lasts as long as its first note
         return not s.strict or can_draw(s, length, s.unit)
     factor = s.tup_factor if s.tup_left else Fraction(1)
@@ -173,7 +183,19 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
     if s.broken and s.last is not None:
         factor *= broken_factors(s)[1]
         drawn *= broken_factors(s)[1]
-    return can_draw(s, length, s.unit * drawn, s.unit * factor if s.bar_len is not None else None)
+    timed = s.unit * factor if s.bar_len is not None else None
+    return can_draw(s, length, s.unit * drawn, timed, s.host_min if s.host_min is not None else ZERO)
+
+
+def grace_closable(s: TrackerState, grace_len: Fraction) -> bool:
+    """A grace group of ``grace_len`` units can still have a host note that outlasts its share and fits."""
+    if s.bar_len is None:
+        return True
+    left = room(s)
+    return any(
+        multiplier * GRACE_SHARE > grace_len and s.unit * multiplier <= left
+        for _, multiplier in drawn_spellings(s.unit)
+    )
 
 
 def broken_drawable(s: TrackerState) -> bool:
@@ -204,7 +226,7 @@ def length_prefix_ok(length: str) -> bool:
 
 # broken rhythm: > or < after an element, then the right-hand element
 def broken_start(s: TrackerState, c: str) -> bool:
-    if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace:
+    if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace or (s.strict and s.graced_last):
         return False
     s.broken_staccato = s.last_staccato  # the right-hand note must match it
     s.broken = 1 if c == ">" else -1

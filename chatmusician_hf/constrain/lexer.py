@@ -48,6 +48,7 @@ from .state import (
     PAREN,
     QUOTED,
     STARS,
+    ZERO,
     TrackerState,
 )
 
@@ -109,8 +110,11 @@ def music(s: TrackerState, c: str) -> bool:
     if c == "{":
         if s.grace or s.tie or (s.after_grace and s.strict):
             return False  # abc2midi: no tie across a grace group, "Intervening note needed between grace notes"
+        if s.strict and (s.broken or s.tup_left):
+            return False  # (the host note's length, which the grace notes take from, is then changed)
         s.grace = True
         s.grace_n = 0
+        s.grace_len = ZERO
         s.ctx = GRACE_OPEN
         s.prev_element = False
         return True

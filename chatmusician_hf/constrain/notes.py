@@ -12,11 +12,13 @@ from quicktions import Fraction
 from ..abc.lengths import drawable, note_length
 from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS, STRICT_SHORTCUTS
 from .durations import (
+    GRACE_SHARE,
     MAX_STRICT_SLASHES,
     add_element,
     bar_is_full,
     broken_factors,
     can_start_note,
+    grace_closable,
     length_can_fit,
     length_prefix_ok,
     unplayed,
@@ -53,6 +55,10 @@ def start_note(s: TrackerState, c: str, kind: str) -> bool:
             return False
     s.deco_pending = False
     if not s.grace:
+        if s.after_grace and s.strict:
+            if kind == MULTI_REST:
+                return False
+            s.host_min = s.grace_len / GRACE_SHARE
         s.after_grace = False
     if s.broken and not s.chord and s.staccato != s.broken_staccato:
         return False  # abc2midi: "Cannot apply broken rhythm. Notes not equal durations"
@@ -73,8 +79,9 @@ def slur_depth(s: TrackerState) -> int:
 
 
 def bar_allowed(s: TrackerState) -> bool:
-    """Nothing is open that a bar line would cut: a chord, a grace group, a tuplet, a broken rhythm."""
-    return not (s.broken or s.tup_left or s.chord or s.grace)
+    """Nothing is open that a bar line would cut: a chord, a grace group, a tuplet, a broken rhythm; in strict
+    mode, a grace group waiting for its host (abc2midi looks for it past any bar line but | and ||)."""
+    return not (s.broken or s.tup_left or s.chord or s.grace or (s.after_grace and s.strict))
 
 
 def _context_after_element(s: TrackerState) -> str:
@@ -131,11 +138,16 @@ def finish_element(s: TrackerState) -> bool:
         return False
     s.el = ""
     if s.grace:
+        if s.strict and not grace_closable(s, s.grace_len + multiplier):
+            return False
         s.grace_n += 1
+        s.grace_len += multiplier
         return True
     if s.chord:
         if s.chord_first is None:
             s.chord_first = multiplier
+        elif s.strict and multiplier != s.chord_first:
+            return False  # abc2midi: "unequal notes in chord"
         s.chord_pitches |= {s.el_pitch}
         return True
     pitches = {NOTE: frozenset({s.el_pitch}), CHORD_ELEMENT: s.chord_pitches}.get(kind, frozenset())
@@ -143,6 +155,10 @@ def finish_element(s: TrackerState) -> bool:
         return False  # abc2midi: "Could not find note to be tied"
     s.tie, s.last_pitches = frozenset(), pitches
     s.last_staccato = s.el_staccato
+    host_min, s.host_min = s.host_min, None
+    s.graced_last = host_min is not None
+    if host_min is not None and multiplier <= host_min:
+        return False
     if kind == MULTI_REST:
         return _add_multi_rest(s, int(s.el_len or 1))
     if kind == CHORD_ELEMENT:
@@ -187,8 +203,8 @@ def after_multi_rest(s: TrackerState, c: str):
 
 # chords [CEG] and grace groups {ag}
 def open_chord(s: TrackerState) -> bool:
-    if s.chord or s.grace or bar_is_full(s):
-        return False
+    if s.chord or s.grace or bar_is_full(s) or (s.after_grace and s.strict):
+        return False  # (strict mode: a grace group's host is a note or a rest)
     s.chord = True
     s.deco_pending = False
     s.chord_first = None

@@ -120,6 +120,11 @@ class TrackerState:
         self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
         self.deco_slur_ok = False  # ...and it was only staccato dots, which a slur "(" may follow
         self.after_grace = False  # a grace group ended and no note followed yet
+        # abc2midi takes a grace group's time from its host note, which must outlast a quarter of the group
+        # ("Grace sequence exceeds host note"): the group's length in units, and the length its host must exceed
+        self.grace_len = ZERO
+        self.host_min = None
+        self.graced_last = False  # the last element was a grace group's host (strict mode: no broken rhythm on it)
         self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
         self.written_fields: frozenset[str] = frozenset()  # the header's field codes written so far
         # A chord symbol was written, so abc2midi plays an accompaniment track, whose last chord can sound past the
