@@ -28,7 +28,7 @@ from ..abc.lexicon import (
 )
 from ..abc.lexicon import DECORATION as DECORATION_NAME
 from .bars import bar, bar_would_pass
-from .durations import broken_start, can_start_note, tuplet_start
+from .durations import broken_start, can_start_note, grace_closable, tuplet_start
 from .endings import start_ending, start_mid_bar_ending
 from .header import clean_for_field
 from .notes import MULTI_REST, NOTE, REST, bar_allowed, open_chord, slur_depth, start_note
@@ -110,14 +110,16 @@ def music(s: TrackerState, c: str) -> bool:
     if c == "{":
         if s.grace or s.tie or (s.after_grace and s.strict):
             return False  # abc2midi: no tie across a grace group, "Intervening note needed between grace notes"
-        if s.strict and (s.broken or s.tup_left):
-            return False  # (the host note's length, which the grace notes take from, is then changed)
+        if s.strict and (s.broken or s.tup_left or not grace_closable(s, ZERO)):
+            return False  # (a host note must fit the bar, with a length nothing else changes)
         s.grace = True
         s.grace_n = 0
         s.grace_len = ZERO
         s.ctx = GRACE_OPEN
         s.prev_element = False
         return True
+    if (c in "!+" or c in DECORATION_SHORTCUTS) and s.strict and s.after_grace:
+        return False  # abc2midi splits a staccato, trilled or rolled host: the grace group would outlast it
     if c == "!" or c == "+":
         s.ctx = DECORATION
         s.deco_close = c
