@@ -262,13 +262,13 @@ def test_every_accepted_state_can_complete_the_tune():
 
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
-    """Issue 10: no false rejections of real tunes. Measured over the whole music21 corpus (the tunes abc2midi
+    """No false rejections of real tunes in lenient mode. Measured over the whole music21 corpus (the tunes abc2midi
     accepts with no musical error and no bar warning, 7,452): lenient mode (abc2midi's own tolerance) accepts every
-    one; strict mode (what the logits processor writes) 97.20%. Strict mode refuses on purpose what abc2midi calls
-    an error but plays anyway (quoted text that is not a chord symbol, 112), undefined reserved letters k U V...
-    (abc2midi ignores them with a warning, 28), first bars that overflow (unbarred Essen and Josquin lines, 33), a
-    few bare numbers such as G3/4, and old notation (line-end "*", K:Dmixm); ``python -m
-    chatmusician_hf.constrain.corpus_check`` lists them."""
+    one; strict mode (what the logits processor writes: whole tunes only abc2midi and abcm2ps read without a
+    message) 67.2%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
+    lines before a full bar (633), ``::``/``:|`` splitting bars (306), slurs within slurs, backquotes, a broken
+    rhythm on lengths abcm2ps cannot draw, fermatas, quoted text that is not a chord symbol, undefined reserved
+    letters and old notation; ``python -m chatmusician_hf.constrain.corpus_check`` lists them."""
     from chatmusician_hf.constrain.corpus_check import measure_corpus
     from chatmusician_hf.data.corpus import iter_music21_tunes
 
@@ -276,7 +276,7 @@ def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     print("\n" + report.summary())
     assert report.valid > 7_000
     assert report.accepted_lenient == report.valid, [r for r in report.rejected if r[1] == "lenient"]
-    assert report.accepted_strict >= 0.970 * report.valid
+    assert report.accepted_strict >= 0.665 * report.valid
 
 
 # variant endings: abc2midi's pass logic (store.c fixreps, genmidi.c writetrack), probed with abc2midi 4.84

@@ -118,8 +118,10 @@ def music(s: TrackerState, c: str) -> bool:
         s.ctx = GRACE_OPEN
         s.prev_element = False
         return True
-    if (c in "!+" or c in DECORATION_SHORTCUTS) and s.strict and s.after_grace:
-        return False  # abc2midi splits a staccato, trilled or rolled host: the grace group would outlast it
+    if (c in "!+" or c in DECORATION_SHORTCUTS) and s.strict and (s.after_grace or s.tie):
+        # abc2midi splits a staccato, trilled or rolled note: a grace group would outlast its host, and a tie
+        # would find no note ("Could not find note to be tied")
+        return False
     if c == "!" or c == "+":
         s.ctx = DECORATION
         s.deco_close = c
