@@ -197,7 +197,7 @@ def test_a_row_that_has_ended_costs_nothing(tiny_model_dir):
     """After a row's end-of-sequence token, generate pads it: the processor must not search legal tokens for it
     (it did, every step to the budget, on the untrained model: half the dead ends of the benchmark)."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    processor = build_abc_logits_processor(tokenizer, do_sample=False, max_new_tokens=10)
+    processor = build_abc_logits_processor(tokenizer, do_sample=False, max_new_tokens=10, min_bars=1)
     eos, vocab = tokenizer.eos_token_id, len(tokenizer)
     ids = torch.tensor([tokenizer("X:1\nM:4/4\nL:1/8\nK:D\nA8|]\n")["input_ids"]])
     scores = torch.zeros(1, vocab)
@@ -355,14 +355,18 @@ def test_a_long_generation_keeps_its_sequence_hashes():
 
 
 def test_after_a_short_final_bar_the_tune_ends_with_a_blank_line():
-    """Only blanks or the end may follow a short final bar: the processor writes the blank line that ends the tune,
-    even where the model prefers a space (and never the overflowing note it prefers most)."""
+    """Only blanks or the end may follow a short final bar (one that completes the pickup): the processor writes
+    the blank line that ends the tune, even where the model prefers a space (and never the overflowing note it
+    prefers most)."""
     from chatmusician_hf.constrain import AbcLogitsProcessor
 
-    prompt = "X:1\nM:4/4\nL:1/8\nK:C\nA8|A4| "
+    prompt = "X:1\nM:4/4\nL:1/8\nK:C\nA4|A8|A4| "
     vocab = sorted(set(prompt)) + ["A2", "</s>"]
     processor = AbcLogitsProcessor(
-        [b"" if piece == "</s>" else piece.encode() for piece in vocab], [vocab.index("</s>")], do_sample=False
+        [b"" if piece == "</s>" else piece.encode() for piece in vocab],
+        [vocab.index("</s>")],
+        do_sample=False,
+        min_bars=1,
     )
     ids = torch.tensor([[vocab.index(char) for char in prompt]])
     assert AbcTracker().feed(prompt)
