@@ -74,10 +74,10 @@ def read_field_lines(message: str) -> tuple[TuneRequest, str]:
         kind = "prose"
         if named:
             code, value = _CODES[named.group(1)], named.group(2)
-            if code not in MUSICAL_FIELDS:
-                kind = "free"
+            if value_problem(code, value):
+                kind = "unreadable"  # (a title holding a control character is not written either)
             else:
-                kind = "unreadable" if value_problem(code, value) else "musical"
+                kind = "musical" if code in MUSICAL_FIELDS else "free"
             fields.append((code, value, kind))
         elif form_line and valid_form(form_line.group(1)):
             form, kind = form_line.group(1), "form"
