@@ -22,6 +22,7 @@ from .dispatch import can_end, feed
 from .header import pending_header, required_rest
 from .state import EXPECT_REPEAT, SKIP_OPEN, TrackerState
 
+BAR_OF_REST_CHARS = 6  # the longest whole bar of rest a completion writes ("z12|"; "z3/2|" does not occur)
 MAX_COMPLETION_CHARS = 64  # completion() gives up past this (the invariant says it never needs to)
 COMPLETION_NODES = 4000  # characters completion() may try in all
 SHALLOW_COMPLETION_DEPTHS = (1, 2, 6)  # completion() first looks for completions this short
@@ -65,7 +66,7 @@ def completion(
     # the greedy deep search on a tenth of the budget (it usually succeeds at once), then short completions,
     # then the deep search again on the whole budget: its first try (a line end after which the next line needs
     # much) can spend the budget where two more characters would do
-    limit += bars_missing(s) * len(_bar_of_rest(s))  # (the whole bars a tune must still have)
+    limit += bars_missing(s) * BAR_OF_REST_CHARS  # (the whole bars a tune must still have)
     shallow = ((depth, nodes // 10) for depth in SHALLOW_COMPLETION_DEPTHS)
     for depth, budget in chain(((limit, nodes // 10),), shallow, ((limit, nodes),)):
         out: list[str] = []
@@ -145,6 +146,9 @@ def _fills(s: TrackerState):
 
 
 def bars_missing(s: TrackerState) -> int:
+    """Whole bars the tune must still have: all of its minimum while its header is written."""
+    if s.mode == state.HEADER:
+        return s.min_bars
     return max(0, s.min_bars - full_bars(s)) if s.mode == state.BODY and s.bar_len is not None else 0
 
 

@@ -55,6 +55,8 @@ def start_header(s: TrackerState) -> bool:
 def field_allowed(s: TrackerState, letter: str) -> bool:
     """Strict mode: a field abc2midi reads without a warning; the header's ``K:`` line after every other
     required field."""
+    if s.strict and letter == "P" and s.mode == HEADER:
+        return False  # (a header P: names parts the body must then define: a trap for a completion)
     return not s.strict or (letter in STRICT_FIELDS and not (letter == "K" and pending_fields(s)))
 
 

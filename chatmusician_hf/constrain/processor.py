@@ -45,6 +45,7 @@ import torch
 from transformers import LogitsProcessor
 
 from ..chat_format import ASSISTANT
+from .completion import BAR_OF_REST_CHARS
 from .request import read_abc_header, read_request
 from .token_text import split_utf8, token_bytes_table
 from .tracker import ELEMENT_CHARS, MAX_COMPLETION_CHARS, AbcTracker
@@ -56,7 +57,6 @@ WIND_DOWN_STEPS = 12
 CANDIDATE_COMPLETION_NODES = 400  # search effort for each candidate's completion (the model's own tokens)
 FIRST_DRAWS = 8  # candidates listed per row at first; the rest of the order only when these are all illegal
 DEFAULT_MIN_BARS = 8  # whole bars of a tune whose request names no length
-BAR_CHARS = 6  # the longest bar of rest a completion writes ("z16/3|" does not occur: "z24|")
 _UNKNOWN = object()  # a completion not computed yet
 _ENDED = object()  # the state of a row after its end-of-sequence token: generate pads it, nothing to check
 _INT64 = 1 << 64
@@ -292,7 +292,7 @@ class AbcLogitsProcessor(LogitsProcessor):
             return self._force(row, row.tracker.tune_end())
         completion = row.plan
         # (a tune that must still have n whole bars needs n bars of rest at worst: "z8|" each)
-        reach = WIND_DOWN_STEPS + MAX_COMPLETION_CHARS + BAR_CHARS * row.tracker.bars_missing
+        reach = WIND_DOWN_STEPS + MAX_COMPLETION_CHARS + BAR_OF_REST_CHARS * row.tracker.bars_missing
         if completion is None and left is not None and left <= reach:
             completion = row.completion()
         if completion and left <= len(completion) + 1:
