@@ -97,6 +97,7 @@ def drawn_spellings(drawn_unit: Fraction) -> tuple[tuple[str, Fraction], ...]:
         for multiplier in sorted(multipliers)
         if drawable(drawn_unit * multiplier)
         for spelling in length_spellings(multiplier)
+        if spelling.count("/") <= MAX_STRICT_SLASHES
     )
 
 
