@@ -207,6 +207,15 @@ def test_an_answer_holding_a_tune_shows_its_score_audio_and_files(space):
     assert validation.startswith("Tune: " + validate_abc(tune.abc).summary().splitlines()[0])
 
 
+def test_music_aware_decoding_is_on_by_default_and_a_bad_header_is_one_line(space):
+    client = space.client()
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/chat"]["parameters"]
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters}
+    assert defaults["constrain"] is True
+    with pytest.raises(gradio_client.exceptions.AppError, match="K:Gfoo cannot be used"):
+        chat(client, "Compose a jig", constrain=True, abc_header="M:6/8 K:Gfoo").result()
+
+
 # ---------------------------------------------------------------- render endpoint
 
 
