@@ -55,6 +55,8 @@ def load(args):
         with torch.device(args.device):
             model = LlamaForCausalLM(config).to(torch.bfloat16)
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:  # (a LLaMA-2-style tokenizer has none; the end token pads, as ChatMusician does)
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model.to(args.device).eval()
 
 

@@ -99,13 +99,18 @@ def read_prompts(path: Path, prompt_field: str) -> list[PromptRow]:
 
 
 def check_generation(generation: GenerationArguments) -> None:
-    """:class:`RecipeError` for a sampling number that is NaN or infinite, or an answer prefix that is not text."""
+    """:class:`RecipeError` for a sampling number that is NaN or infinite, or an answer prefix that is not text;
+    :class:`~.constrain.request.RequestError` for an ``--abc_header`` that cannot be written."""
     try:
         for name in ("temperature", "top_p", "repetition_penalty"):
             finite_number(getattr(generation, name), f"--{name}")
         check_text(generation.answer_prefix, "--answer_prefix")
     except TextInputError as err:
         raise RecipeError(str(err)) from None
+    if generation.abc_header:
+        from .constrain.request import read_abc_header
+
+        read_abc_header(generation.abc_header)
 
 
 def tune_records(answer: str) -> list[dict]:

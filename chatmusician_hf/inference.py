@@ -100,6 +100,15 @@ class GenerationArguments:
         },
     )
 
+    abc_header: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --constrain abc: header fields every tune must have, in ABC syntax, e.g. 'M:6/8 K:D "
+            "L:1/8' (T: M: L: Q: R: K: ...). They win over what the prompt asks for; the rest of the request "
+            "(key, meter, tune type, length in bars) is read from the prompt."
+        },
+    )
+
     def __post_init__(self):
         # Shells make a real newline awkward to type in a flag, so the two characters \n stand for one.
         self.answer_prefix = self.answer_prefix.replace("\\n", "\n")
@@ -145,6 +154,7 @@ def logits_processors(
         temperature=args.temperature,
         do_sample=args.do_sample,
         max_new_tokens=max_new_tokens,
+        required_header=args.abc_header,
     )
     return LogitsProcessorList([processor])
 

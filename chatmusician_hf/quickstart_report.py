@@ -14,7 +14,8 @@ from pathlib import Path
 
 TITLE = "chatmusician-hf quickstart report"
 QUALITY_COLUMNS = ["parse_rate", "valid_rate", "median_bars", "mean_bars", "bar_duration_correct_rate",
-                   "bar_correct_share", "header_adherence", "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
+                   "bar_correct_share", "header_adherence", "header_adherence_K", "header_adherence_M",
+                   "header_adherence_L", "pitch_class_entropy", "bar_repetition_rate", "copy_rate"]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac")
 # A wide table scrolls inside its own box, as on GitHub, instead of widening the page.
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:auto;padding:0 1em} img{max-width:100%}"

@@ -130,6 +130,29 @@ def test_constrained_answer_cut_by_the_budget_is_a_complete_valid_tune(loaded):
         assert report.parses and not report.errors, (seed, answer, report.summary())
 
 
+def test_abc_header_option_forces_the_header_and_a_bad_one_is_one_line(loaded, tmp_path):
+    """``--abc_header``: every tune the untrained model starts has the fields asked for; the prompt asks for
+    another key, and loses. A header that cannot be written fails at once, as one line with exit status 2."""
+    from dataclasses import replace
+
+    from chatmusician_hf.cli import main as cli_main
+    from chatmusician_hf.music import extract_tunes, validate_abc
+
+    constrained = replace(loaded, constrain="abc")
+    for seed in range(2):
+        args = GenerationArguments(max_new_tokens=120, seed=seed, answer_prefix="X:1\n", abc_header="M:6/8 K:D L:1/8")
+        prompt = fit_prompt(loaded.tokenizer, "Compose a jig in G", [], 1536, answer_prefix=args.answer_prefix)
+        answer = "".join(stream_answer(constrained, prompt, args))
+        (tune,) = extract_tunes(answer)
+        lines = [line.strip() for line in tune.abc.splitlines()]
+        assert {"M:6/8", "K:D", "L:1/8"} <= set(lines), (seed, answer)
+        assert validate_abc(tune.abc).is_valid, (seed, answer)
+    code = cli_main(
+        ["chat", "--model", "unused", "--constrain", "abc", "--abc_header", "M:6/8 K:Gfoo"]
+    )
+    assert code == 2
+
+
 def test_defaults_are_chatmusicians():
     args = GenerationArguments()
     assert (args.temperature, args.top_k, args.top_p, args.repetition_penalty, args.max_new_tokens) == (

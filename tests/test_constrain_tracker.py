@@ -71,8 +71,8 @@ CONTINUATIONS = [
     ("3/4 in quarters", header("3/4", "1/4") + "D|F A", [" d|", "d|", "/B/|"], [" d2 ", "|B", "d e "]),
     ("4/4 in sixteenths", header("4/4", "1/16") + "z16|G4A4", ["B4c4|", "B8|"], ["B4c4d ", "B12 ", "B4|G"]),
     ("6/8 compound", header("6/8") + "z6|GAG ", ["GBd|", "B3|", "(3BcdB|"], ["GBde ", "B4 ", "B2|c"]),
-    ("9/8", header("9/8") + "z9|B2E G2E ", ["F3|", "FED|"], ["F4|", "FE|E"]),
-    ("C is 4/4", header("C") + "z8|G2AB c2B", ["A|", "/A/|"], ["A2 ", "|c"]),
+    ("9/8", header("9/8") + "z6z3|B2E G2E ", ["F3|", "FED|"], ["F4|", "FE|E"]),
+    ("C is 4/4", header("C") + "z8|G2AB c2B", ["A|", "/A/A|"], ["A2 ", "|c", "/A/|"]),
     ("C| is 2/2", header("C|") + "z8|G2AB c2", ["BA|", "B2|"], ["B3|", "B|A"]),
     ("note lengths", header("4/4") + "z8|A", ["2 ", "3/2 ", "/ ", "// ", "/4 "], ["0", "//4", "2/3 ", "/0"]),
     ("tuplet", header("2/4") + "z4|(3AB", ["c d2|", "cd2|"], ["|", "c d3 ", "cd2e "]),
@@ -86,8 +86,8 @@ CONTINUATIONS = [
     ("empty chord", header("4/4"), ["[C] "], ["[]"]),
     ("grace group", header("4/4") + "z8|{g", ["}A", "a}A", "/}"], ["|", "\n", "z}"]),
     ("chord symbol", header("4/4"), ['"Am"A', '"G7/B"B', '"^any text"A'], ['"H7"A', '"Am\n', '"Cfoo"']),
-    ("decoration", header("4/4"), ["!trill!A", "+fermata+A", "~A", "TA"], ["!tr ill!", "!trill\n"]),
-    ("slurs", header("4/4") + "(AB", [")c", "(c)d)"], []),
+    ("decoration", header("4/4"), ["!trill!A", "+trill+A", "~A", "TA"], ["!tr ill!", "!trill\n", "!fermata!", "H"]),
+    ("slurs", header("4/4") + "(AB", [")c", ")(c)d"], ["(c)d)"]),  # abc2midi: "Slur within slur"
     ("unmatched slur end", header("4/4") + "AB", ["c", ")c", ")>c"], [")-c"]),
     ("inline field", header("4/4") + "A2", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
     (
@@ -130,14 +130,17 @@ def test_header_values_are_checked_while_typed():
 def test_tune_end_rules():
     body = header("4/4")
     assert not tracker_after(body).can_end(), "no music yet"
-    assert tracker_after(body + "A8|").can_end()
-    assert tracker_after(body + "A8|A4").can_end(), "the last bar may be short"
-    assert tracker_after(body + "A8|A4|").can_end(), "even when closed with a bar line"
-    assert not accepts(body + "A8|A4|", "B4"), "but then nothing may follow it"
+    assert tracker_after(body + "A8|").can_end() and tracker_after(body + "A8|B8").can_end()
+    assert tracker_after(body + "A4|A8|A4").can_end(), "the last bar may be short when it completes the pickup"
+    assert tracker_after(body + "A4|A8|A4|").can_end(), "even when closed with a bar line"
+    assert not accepts(body + "A4|A8|A4|", "B4"), "but then nothing may follow it"
+    assert not tracker_after(body + "A8|A4").can_end() and not accepts(body + "A8|A4", "|"), "no pickup to complete"
+    assert not accepts(body + "A2|A8|A4", "|"), "nor one it would not complete"
     assert not tracker_after(body + "A8|[CE").can_end(), "open chord"
     assert not tracker_after(body + "A8|(3AB").can_end(), "unfinished triplet"
     assert not tracker_after(body + "|:A8|").can_end(), "abc2midi: Missing :| at end of tune"
     assert not tracker_after(body + "A>").can_end(), "broken rhythm without its second note"
+    assert not tracker_after(body + "A8|(B8").can_end() and tracker_after(body + "A8|(B8)|").can_end(), "open slur"
 
 
 def test_pickup_bar_and_strictness_of_first_bar():
@@ -185,10 +188,11 @@ def test_ties_join_notes_of_the_same_pitch():
 
 
 def test_parts_named_in_the_header_must_be_defined():
+    """abc2midi's rule (lenient mode); strict mode writes no header P: at all."""
     tune = header("4/4").replace("K:G", "P:ABA\nK:G")
-    assert not tracker_after(tune + "A8|").can_end(), "abc2midi: Part not defined"
-    assert not accepts(tune + "A8|", "A4|\n"), "no short final bar while parts are missing"
-    done = tracker_after(tune + "P:A\nA8|\nP:B\nB8|")
+    assert not accepts(header("4/4").replace("K:G\n", ""), "P:")
+    assert not tracker_after(tune + "A8|", strict=False).can_end(), "abc2midi: Part not defined"
+    done = tracker_after(tune + "P:A\nA8|\nP:B\nB8|", strict=False)
     assert done.can_end() and validate_abc(tune + "P:A\nA8|\nP:B\nB8|\n").is_valid
     assert not validate_abc(tune + "A8|\n").parses
 
@@ -233,17 +237,17 @@ def _random_walk(seed: int, states: int = 400):
 
 HEADERS_FOR_WALKS = [
     header("4/4"), header("6/8"), header("3/4", None, "Am"), header("2/4", "1/16"), header("C|"),
-    header("9/8").replace("K:G", "V:1\nV:2\nP:AB\nK:G"),
+    header("9/8").replace("K:G", "V:1\nV:2\nK:G"),
 ]  # fmt: skip
 
 
 def test_every_accepted_state_can_complete_the_tune():
     """The invariant the logits processor relies on: from every state the tracker accepts, a legal completion
     ends the tune (no dead end, no trap). Random walks reach states no hand-written case would. The search is
-    bounded and misses a few states (measured 8 of 4,000, all found by a 25x larger search; it was 40 before the
-    replay check at bar lines, the fill check after tuplets and the shorter-first search); the processor copes with
-    those by keeping, in the last steps and inside tuplets and broken rhythms, only tokens after which a completion
-    is found."""
+    bounded and misses some states (measured 112 of 4,000 under the whole-tune rules: bars that only notes of
+    lengths abcm2ps draws may fill, mostly after tuplets and grace groups); the processor copes with those by
+    keeping, in the last steps and inside tuplets and broken rhythms, only tokens after which a completion is
+    found (the fuzz of tests/test_constrain_processor.py meets no dead end)."""
     checked = failed = 0
     for seed in range(10):
         for tracker in _random_walk(seed):
@@ -255,17 +259,17 @@ def test_every_accepted_state_can_complete_the_tune():
             end = tracker.copy()
             assert end.feed(completion) and end.can_end(), completion
     assert checked == 4000
-    assert failed <= checked // 200, f"{failed} of {checked} states have no completion found"
+    assert failed <= checked // 35, f"{failed} of {checked} states have no completion found"
 
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
-    """Issue 10: no false rejections of real tunes. Measured over the whole music21 corpus (the tunes abc2midi
+    """No false rejections of real tunes in lenient mode. Measured over the whole music21 corpus (the tunes abc2midi
     accepts with no musical error and no bar warning, 7,452): lenient mode (abc2midi's own tolerance) accepts every
-    one; strict mode (what the logits processor writes) 97.20%. Strict mode refuses on purpose what abc2midi calls
-    an error but plays anyway (quoted text that is not a chord symbol, 112), undefined reserved letters k U V...
-    (abc2midi ignores them with a warning, 28), first bars that overflow (unbarred Essen and Josquin lines, 33), a
-    few bare numbers such as G3/4, and old notation (line-end "*", K:Dmixm); ``python -m
-    chatmusician_hf.constrain.corpus_check`` lists them."""
+    one; strict mode (what the logits processor writes: whole tunes only abc2midi and abcm2ps read without a
+    message) 67.2%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
+    lines before a full bar (633), ``::``/``:|`` splitting bars (306), slurs within slurs, backquotes, a broken
+    rhythm on lengths abcm2ps cannot draw, fermatas, quoted text that is not a chord symbol, undefined reserved
+    letters and old notation; ``python -m chatmusician_hf.constrain.corpus_check`` lists them."""
     from chatmusician_hf.constrain.corpus_check import measure_corpus
     from chatmusician_hf.data.corpus import iter_music21_tunes
 
@@ -273,11 +277,11 @@ def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     print("\n" + report.summary())
     assert report.valid > 7_000
     assert report.accepted_lenient == report.valid, [r for r in report.rejected if r[1] == "lenient"]
-    assert report.accepted_strict >= 0.970 * report.valid
+    assert report.accepted_strict >= 0.665 * report.valid
 
 
 # variant endings: abc2midi's pass logic (store.c fixreps, genmidi.c writetrack), probed with abc2midi 4.84
-ENDINGS_VALID = ["|:A8|1 B8:|2 c8|]", "A8|1 B8:|2 c8|]", "|:A8|1 B8:|2 c8:|3 d8|]", "|:A8|1 B8:|]|2 c8|]"]
+ENDINGS_VALID = ["|:A8|1 B8:|2 c8|]", "A8|1 B8:|2 c8|]", "|:A8|1 B8:|2 c8:|3 d8|]", "|:A8|1 B8:|][2 c8|]"]
 ENDINGS_INVALID = [
     "A8|B8:|3 c8|]",  # the tune's first ending after a closed repeat: "found [1 or like before |:"
     "|:A8:|2 B8|]",
@@ -337,8 +341,8 @@ def test_broken_rhythm_and_tie_across_a_line_break():
 
 def test_unmatched_slur_end_is_ignored():
     body = header("4/4") + "z8|"
-    assert accepts(body, "(3ABc) A5|") and accepts(body, "AB) c6|")
-    assert _parses("z8|(3ABc) A5|AB) c6|]")
+    assert accepts(body, "(3ABc) A6|") and accepts(body, "AB) c6|")
+    assert _parses("z8|(3ABc) A6|AB) c6|]")
     assert not accepts(body, "AB) c7 "), "the bar is still checked"
 
 
@@ -349,12 +353,14 @@ def test_old_line_break_bang():
 
 
 def test_grace_groups_separated_by_a_plain_bar_line():
+    """abc2midi drops a grace group that a bar line follows; strict mode writes none (no host note fits)."""
     body = header("4/4") + "z8|A6 B2{a}"
     for bar in ["|", "||", "|]", "[|"]:
-        assert accepts(body, bar + "{b}A8|"), bar
+        assert accepts(body, bar + "{b}A8|", strict=False), bar
+    assert not accepts(header("4/4") + "z8|A6 B2", "{")
     assert _parses("z8|A6 B2{a}|{b}A8|]")
     for bad in [" {b}", "|:{b}"]:  # abc2midi: "Intervening note needed between grace notes"
-        assert not accepts(header("4/4") + "|:z8|A6 B2{a}", bad), bad
+        assert not accepts(header("4/4") + "|:z8|A6 {a}", bad), bad
     assert not _parses("|:A8|A6 B2{a}|:{b}A8:|")
 
 
@@ -408,7 +414,7 @@ def test_lenient_mode_takes_what_abc2midi_only_warns_about():
 
 
 def test_strict_refusals_found_by_the_processor_fuzz():
-    body = header("4/4") + "z8|"
+    body = header("4/4") + "z8"
     assert accepts(body, "[|A8|") and not accepts(body, "[|:"), 'abc2midi: "[|:" then "|" is "found another |:"'
     assert not validate_abc(header("4/4") + "A8|A8[|:|A8|]\n").parses
     body = header("4/4") + "z8"
@@ -455,7 +461,7 @@ def test_variant_ending_after_a_closed_repeat_in_a_tune_with_parts():
     assert tracker_after(tune, strict=False).can_end() and validate_abc(tune).parses
     without = header("2/4") + "ABcd|ABcd:|\nabcd|abcd|"
     assert not accepts(without, "[1", strict=False) and not validate_abc(without + "[1 d4:|[2 d4||\n").parses
-    assert not accepts(parts, "[1"), "strict mode keeps to the stricter rule"
+    assert not AbcTracker().feed(parts), "strict mode writes no header P: (nor the variant ending it allows)"
 
 
 def test_bars_of_an_ending_skipped_on_this_pass_are_not_timed():
@@ -468,7 +474,9 @@ def test_bars_of_an_ending_skipped_on_this_pass_are_not_timed():
 
     assert abc2midi_accepts(tune), "no error and no bar warning from abc2midi"
     assert validate_abc(tune).n_bad_bars == 1, "(this project's validator times the skipped bar all the same)"
-    assert not accepts(played, "|1 a2ag afdf gfed cBAF | "), "strict mode keeps skipped endings to the meter"
+    second_pass = header("2/4") + "|:A4|1 B4:|2 c4|]\n"
+    assert accepts(second_pass, "[1 d2e2f2g2 |", strict=False)
+    assert not accepts(second_pass, "[1 d2e2f2g2 |"), "strict mode keeps skipped endings to the meter"
     first_pass = header("2/4", "1/16", "D") + "D2FE FAAF|G2BG FABc|\n"
     assert not accepts(first_pass, "|1 a2ag afdf gfed cBAF | ", strict=False), "an ending played is timed"
 
@@ -530,7 +538,8 @@ def test_a_tuplet_leaves_room_that_notes_can_fill():
     """``(3:2:2AB`` lasts 4/3 of a unit: the rest of a 4/4 bar could only be filled by another tuplet."""
     body = header("4/4") + "z8|(3:2:2AB"
     assert not accepts(body, " "), "the room left is no sum of notes"
-    assert accepts(body, "2 c6|") and _parses("z8|(3:2:2AB2 c6|]")
+    assert not accepts(body, "2 c6|"), 'the notes of a tuplet are equal (abc2midi: "Different length notes in tuple")'
+    assert accepts(body, "/ c6|", strict=False) and _parses("z8|(3:2:2AB2 c6|]")
 
 
 def test_a_repeat_that_no_replay_can_close_is_refused():
@@ -538,8 +547,8 @@ def test_a_repeat_that_no_replay_can_close_is_refused():
     ``b|`` as a full bar whatever short bar the ``:|`` leaves, so no ``:|`` could ever follow -- a trap, refused at
     its bar line. (abc2midi itself lets ``::|b|B8:|`` through: strict mode is the stricter here.)"""
     body = header("9/8") + "::|b"
-    assert tracker_after(body).completion() is not None
-    assert not accepts(body, "|")
+    assert tracker_after(body, strict=False).completion() is not None
+    assert not accepts(header("9/8"), "::|"), "(strict mode writes no run of bar lines either)"
     assert accepts(header("9/8") + "|:b", "|B8:|") and _parses("|:b|B8:|", "9/8")
 
 
@@ -548,30 +557,32 @@ def test_a_bar_line_needs_a_kind_that_can_follow():
     ``||`` would split the bar the replay skips."""
     body = header("4/4") + "E|1F c"
     assert not accepts(body, "|")
-    assert accepts(body, "5 E:|2F7|]") and _parses("E|1F c5 E:|2F7|]")
+    assert accepts(body, "/c4c/ E:|2F7|]") and _parses("E|1F c/c4c/ E:|2F7|]")
 
 
 @pytest.mark.parametrize(
-    "meter,body,strict_ok",
+    "meter,body,strict_ok,abc2midi_ok",
     [  # abc2midi with a chord symbol: "Sustained notes beyond end of track" where the tune ends off the beat
-        ("6/8", '"D"B6|B2Bc/|', False),
-        ("6/8", '"D"B/B5|', False),
-        ("6/8", '"D"B6|B5 z/|:z/:|', False),
-        ("4/4", '"D"B8|B/|', False),
-        ("2/4", '"D"B4|B/|', False),
-        ("6/8", '"D"B6|B2Bc|', True),
-        ("6/8", 'B/B5|"D"B6|', True),
-        ("6/8", '"D"B6|B5 z/||z/|B6|', True),
-        ("4/4", 'A|"D"B8|B7:|', True),
-        ("6/8", "B6|B2Bc/|", True),
+        ("6/8", 'B2B/|"D"B6|B2Bc/|', False, False),
+        ("6/8", '"D"B/B5|', False, False),
+        ("4/4", 'B15/2|"D"B8|B/|', False, False),
+        ("2/4", 'B7/2|"D"B4|B/|', False, False),
+        ("6/8", 'B2|"D"B6|B2Bc|', True, True),
+        ("6/8", 'B/B3/2B4|"D"B6|', True, True),
+        ("4/4", 'A|"D"B8|B7:|', True, True),
+        ("6/8", "B4B3/|B6|B/|", True, True),
+        # a short final bar that completes no pickup, a repeat sign in mid-bar: abc2midi's rules, not strict mode's
+        ("6/8", '"D"B6|B2Bc|', False, True),
+        ("6/8", '"D"B6|B5 z/||z/|B6|', False, True),
+        ("6/8", "B6|B2Bc/|", False, True),
     ],
 )
-def test_chord_symbols_need_the_tune_to_end_on_the_beat(meter, body, strict_ok):
+def test_chord_symbols_need_the_tune_to_end_on_the_beat(meter, body, strict_ok, abc2midi_ok):
     tune = header(meter) + body
     tracker = AbcTracker()
     accepted = tracker.feed(tune) and tracker.can_end()
     assert accepted == strict_ok
-    assert validate_abc(tune + "\n").parses == strict_ok
+    assert validate_abc(tune + "\n").parses == abc2midi_ok
 
 
 def test_the_state_the_processor_reads_is_public_api():
@@ -580,9 +591,10 @@ def test_the_state_the_processor_reads_is_public_api():
     assert tracker.in_element and tracker.ended().feed("B7|") and not tracker.ended().in_element
     assert tracker_after(header("4/4") + "z8|(3A").rhythm_open and tracker_after(header("4/4") + "A>").rhythm_open
     assert not tracker_after(header("4/4") + "z8|A2").rhythm_open
-    short = tracker_after(header("4/4") + "A8|A4| ")  # (a bar line's kind is known at the next character)
+    short = tracker_after(header("4/4") + "A4|A8|A4| ")  # (a bar line's kind is known at the next character)
     assert short.final_bar and short.tune_end() == "\n\n" and not short.copy().feed("B")
-    assert tracker_after(header("4/4") + "A8|A4|\n").tune_end() == "\n" and not tracker_after(header("4/4")).final_bar
+    assert tracker_after(header("4/4") + "A4|A8|A4|\n").tune_end() == "\n"
+    assert not tracker_after(header("4/4")).final_bar
     assert tracker_after("Sure, here").in_prose_line and not tracker_after("Sure\n").in_prose_line
     broken = tracker_after(header("4/4"))
     assert not broken.feed("A9 ")  # (the tracker is undefined after a refusal: the processor resets it)

@@ -150,9 +150,16 @@ def assistant_text(history) -> str:
     return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
 
 
-def chat(client, message: str, max_new_tokens: int = 16, constrain: bool = False, answer_prefix: str = ""):
+def chat(
+    client,
+    message: str,
+    max_new_tokens: int = 16,
+    constrain: bool = False,
+    answer_prefix: str = "",
+    abc_header: str = "",
+):
     return client.submit(
-        message, [], 0.2, 40, 0.9, 1.1, max_new_tokens, constrain, answer_prefix, api_name="/chat"
+        message, [], 0.2, 40, 0.9, 1.1, max_new_tokens, constrain, answer_prefix, abc_header, api_name="/chat"
     )
 
 
@@ -198,6 +205,15 @@ def test_an_answer_holding_a_tune_shows_its_score_audio_and_files(space):
     # The chatbot shows tabs as spaces, so the answer read back from it matches the rendered tune up to whitespace.
     assert by_suffix[".abc"].read_text().split() == tune.abc.split()
     assert validation.startswith("Tune: " + validate_abc(tune.abc).summary().splitlines()[0])
+
+
+def test_music_aware_decoding_is_on_by_default_and_a_bad_header_is_one_line(space):
+    client = space.client()
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/chat"]["parameters"]
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters}
+    assert defaults["constrain"] is True
+    with pytest.raises(gradio_client.exceptions.AppError, match="K:Gfoo cannot be used"):
+        chat(client, "Compose a jig", constrain=True, abc_header="M:6/8 K:Gfoo").result()
 
 
 # ---------------------------------------------------------------- render endpoint
@@ -326,7 +342,7 @@ def test_the_chats_answer_prefix_cannot_read_a_file(space, secret):
 
 
 def test_nan_settings_and_lone_surrogates_get_a_clear_message(space):
-    good = ["Compose a tune", [], 0.2, 40, 0.9, 1.1, 8, False, ""]
+    good = ["Compose a tune", [], 0.2, 40, 0.9, 1.1, 8, False, "", ""]
     for index, label in ((2, "Temperature"), (4, "Top-p"), (5, "Repetition penalty"), (6, "Max new tokens")):
         body = json.dumps({"data": good[:index] + ["NAN_HERE"] + good[index + 1 :]}).replace(
             '"NAN_HERE"', "NaN"

@@ -73,6 +73,25 @@ def length_spellings(multiplier: Fraction) -> list[str]:
     return spellings
 
 
+# abcm2ps draws a note or rest (parse.c identify_note, abcparse.c parse_len) whose length in whole notes is k/128,
+# k = m * 2**j with m 1, 3, 7 or 15 (a plain note or one with 1 to 3 dots), j + dots <= 9 (a dotted longa at most)
+# and under 10000/1536: it refuses any other with "Note too short", "Invalid note duration", "Note too much
+# dotted", "Note too long" or "Bad length", though abc2midi plays them. Strict mode writes only these.
+SHORTEST_DRAWN = Fraction(1, 128)
+_DOTS = {1: 0, 3: 1, 7: 2, 15: 3}
+
+
+def drawable(whole: Fraction) -> bool:
+    """abcm2ps can draw a note of ``whole`` whole notes (its written length, broken rhythm applied)."""
+    k = whole / SHORTEST_DRAWN
+    if k.denominator != 1 or k <= 0 or whole * 1536 > 10000:
+        return False
+    k = int(k)
+    j = (k & -k).bit_length() - 1
+    dots = _DOTS.get(k >> j)
+    return dots is not None and j + dots <= 9
+
+
 def parse_unit_length(value: str, strict: bool = False) -> Fraction:
     """The unit note length of an ``L:`` value (a ``%`` comment allowed); :class:`LengthError` for one abc2midi
     reports as an error."""

@@ -14,6 +14,9 @@ ACCIDENTALS = frozenset("^_=")
 # ABC 2.1 decoration shortcuts (~ roll, H fermata, L accent, M/P mordents, O coda, S segno, T trill, u/v bowing,
 # . staccato), and the letters ABC reserves for user symbols (h-w, H-W), which abc2midi ignores with a warning.
 DECORATION_SHORTCUTS = frozenset(".~HLMOPSTuv")
+# abc2midi lengthens a note under a fermata: its bar then overflows, and a broken rhythm on it is an error ("Notes
+# not equal durations"). Strict mode writes no fermata.
+STRICT_SHORTCUTS = DECORATION_SHORTCUTS - {"H"}
 RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
 
 # Field letters: those a tune may start with when X: is left out; those that may stand on their own line in the
@@ -21,6 +24,9 @@ RESERVED_SYMBOLS = frozenset("hijklmnopqrstuvwHIJKLMNOPQRSTUVW")
 TUNE_START_FIELDS = frozenset("XTMLK")
 BODY_FIELDS = frozenset("KLMPQTVWwIrs")  # N: is "Field not allowed in tune body" for abc2midi
 INLINE_FIELDS = frozenset("KLMPQVIr")
+# The field letters abc2midi reads without an error or a warning wherever they stand (not I: instructions, U:
+# symbols, nor the letters it ignores as text): those strict mode writes, after X:.
+STRICT_FIELDS = frozenset("ABCDEFGHKLMNOPQRSTVWZ")
 
 # Bar line kinds. The "soft" ones let a short bar continue across them (abc2midi, genmidi.c softcheckbar).
 SINGLE, DOUBLE, THIN_THICK, THICK_THIN, BAR_REP, REP_BAR, DOUBLE_REP = "|", "||", "|]", "[|", "|:", ":|", "::"
@@ -41,7 +47,7 @@ CHORD_QUALITIES = (
 )  # fmt: skip
 _QUALITY = "|".join(regex.escape(q) for q in sorted(CHORD_QUALITIES, key=len, reverse=True) if q)
 # A chord symbol ("Am7", "G/B") or an annotation placed with ^ _ < > @ (free text, never a chord for abc2midi).
-CHORD_SYMBOL = regex.compile(rf"[A-G][#b]?(?:{_QUALITY})?(?:/[A-G][#b]?)?|[\^_<>@][^\"\n]{{0,40}}|[0-5]")
+CHORD_SYMBOL = regex.compile(rf"[A-G][#b]?(?:{_QUALITY})?(?:/[A-G][#b]?)?|[\^_<>@][^\"\n%\\]{{0,40}}|[0-5]")
 # Any quoted text: abc2midi reads what is not a chord symbol as an annotation (with an error message that does
 # not change the music).
 LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
@@ -49,6 +55,14 @@ LENIENT_CHORD_SYMBOL = regex.compile(r'[^"\n]{0,200}')
 FINGERING = regex.compile(r'[0-5][^"\n]{0,39}')
 # Decoration names between ! ! or + + (ABC 2.1 §4.14 and the dynamics/navigation words of the corpus).
 DECORATION = regex.compile(r"[A-Za-z0-9.()<>:'-]{1,20}")
+# The decorations abc2midi 4.84 reads without a warning ("instruction !x! ignored" for the rest of ABC 2.1's),
+# the fermata aside: what strict mode writes.
+STANDARD_DECORATIONS = (
+    "trill", "mordent", "turn", "arpeggio", "accent", "wedge", "breath", "ppp", "pp", "p", "mp", "mf",
+    "f", "ff", "fff", "sfz", "crescendo(", "crescendo)", "diminuendo(", "diminuendo)", "<(", "<)", ">(", ">)",
+    "ped", "ped-up",
+)  # fmt: skip
+STRICT_DECORATION = regex.compile("|".join(regex.escape(name) for name in STANDARD_DECORATIONS))
 
 
 def without_comment(value: str) -> str:

@@ -49,6 +49,7 @@ from .state import (
     EXPECT_REPEAT,
     MUSIC,
     SKIP_OPEN,
+    SLUR,
     ZERO,
     TrackerState,
 )
@@ -184,23 +185,67 @@ def off_beat(s: TrackerState, duration: Fraction) -> bool:
 
 def _check_bar(s: TrackerState, kind: str) -> bool:
     written, full = s.bar, s.bar_len
+    if s.strict and written == 0 and s.after_bar and s.bar_lines and not _repeat_pair(s, kind):
+        return False  # an empty bar, or a run of bar lines
+    s.bar_lines += 1
+    s.last_bar = kind
     if full is None:
         s.bar = ZERO
         return True
-    if kind in SOFT_BARS and written < full and s.barno > 0:
+    if kind in SOFT_BARS and written < full and s.barno > 0 and _may_split(s, kind):
         return True  # a repeat or double bar in mid-bar: the bar continues after it
     if written != full and written != 0 and s.barno != 0:
-        if kind != SINGLE or written > full or s.voices or s.expect_repeat or s.tie:
+        if kind not in _final_bar_kinds(s) or written > full or s.voices or s.expect_repeat or s.tie:
             return False  # (nothing may follow the final bar: not the :| of an open repeat, a tied note...)
         if not s.header_parts <= s.parts:
             return False  # ...nor the P: lines of parts not defined yet
+        if s.strict and (written + s.pickup != full or not long_enough(s)):
+            return False  # a short final bar completes the pickup, once the tune is long enough
         s.final_bar = True  # the last bar of a tune may be short even when closed with |
     if s.final_bar and s.gchords and s.off_beat_close:  # (set by bar() for this bar)
         return False
     if written > 0:
+        if s.barno == 0 and written < full:
+            s.pickup = written
         s.barno += 1
     s.bar = ZERO
     return True
+
+
+def _final_bar_kinds(s: TrackerState) -> tuple[str, ...]:
+    # (abc2midi lets a short bar go on across the soft |]: strict mode reads it as the end, as people do)
+    return (SINGLE, THIN_THICK) if s.strict else (SINGLE,)
+
+
+def _repeat_pair(s: TrackerState, kind: str) -> bool:
+    """``:|`` then ``|:``: ``:||:``, one symbol to readers."""
+    return kind == BAR_REP and s.last_bar == REP_BAR
+
+
+def _may_split(s: TrackerState, kind: str) -> bool:
+    """Whether a soft bar line may stand in mid-bar: in strict mode only a repeat sign, whose replay checks
+    that the bar it splits is whole (a section's short last bar completing its pickup)."""
+    return not s.strict or kind in (REP_BAR, DOUBLE_REP)
+
+
+def _whole_at_end(s: TrackerState) -> bool:
+    """Strict mode: the tune ends on a whole last bar -- closed by a bar line, full, or completing the pickup --
+    once it has its bars."""
+    if s.after_bar or s.bar_len is None:
+        return long_enough(s)
+    if s.bar == s.bar_len:
+        return full_bars(s) + 1 >= s.min_bars
+    return s.bar + s.pickup == s.bar_len and s.pickup and long_enough(s)
+
+
+def full_bars(s: TrackerState) -> int:
+    """Whole bars written in the current voice (a pickup is not one)."""
+    return s.barno - (1 if s.pickup else 0)
+
+
+def long_enough(s: TrackerState) -> bool:
+    """The tune has the bars it must have (``min_bars``; repeats not expanded)."""
+    return full_bars(s) >= s.min_bars
 
 
 def end_tune(s: TrackerState, reset: bool = True) -> bool:
@@ -236,6 +281,8 @@ def end_tune(s: TrackerState, reset: bool = True) -> bool:
         or not s.header_parts <= s.parts  # abc2midi: "Part not defined"
         or (s.gchords and (s.off_beat_close or off_beat(s, s.bar)))
     ):
+        return False
+    if s.strict and (not _whole_at_end(s) or s.slur or s.any_voice(SLUR)):
         return False
     if s.expect_repeat or s.any_voice(EXPECT_REPEAT):
         return False  # abc2midi: "Missing :| at end of tune"

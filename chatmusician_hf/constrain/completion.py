@@ -17,9 +17,12 @@ from quicktions import Fraction
 from ..abc.lengths import MAX_LENGTH_NUMBER, length_spellings
 from ..abc.lexicon import BODY_FIELDS
 from . import state
+from .bars import full_bars
 from .dispatch import can_end, feed
+from .header import pending_header, required_rest
 from .state import EXPECT_REPEAT, SKIP_OPEN, TrackerState
 
+BAR_OF_REST_CHARS = 6  # the longest whole bar of rest a completion writes ("z12|"; "z3/2|" does not occur)
 MAX_COMPLETION_CHARS = 64  # completion() gives up past this (the invariant says it never needs to)
 COMPLETION_NODES = 4000  # characters completion() may try in all
 SHALLOW_COMPLETION_DEPTHS = (1, 2, 6)  # completion() first looks for completions this short
@@ -63,6 +66,7 @@ def completion(
     # the greedy deep search on a tenth of the budget (it usually succeeds at once), then short completions,
     # then the deep search again on the whole budget: its first try (a line end after which the next line needs
     # much) can spend the budget where two more characters would do
+    limit += bars_missing(s) * BAR_OF_REST_CHARS  # (the whole bars a tune must still have)
     shallow = ((depth, nodes // 10) for depth in SHALLOW_COMPLETION_DEPTHS)
     for depth, budget in chain(((limit, nodes // 10),), shallow, ((limit, nodes),)):
         out: list[str] = []
@@ -95,9 +99,13 @@ def _fills(s: TrackerState):
     that brings the bar to any length; a rest that fills the bar (or leaves room for the rest of a tuplet)."""
     if s.mode == state.HEADER:
         if s.ctx == state.HEADER_LINE_START:
-            yield "K:C\n"
-        elif s.ctx == state.FIELD_VALUE and s.fletter == "K" and not s.fbuf.strip():
-            yield "C"
+            yield pending_header(s)
+        elif s.ctx == state.FIELD_VALUE:
+            rest = required_rest(s)
+            if rest is not None:
+                yield rest
+            elif s.fletter == "K" and not s.fbuf.strip():
+                yield "C"
         return
     if s.chord and s.tie and s.ctx in (state.CHORD, state.ELEMENT):  # a chord a tie waits for: its notes
         yield "".join(sorted(s.tie - s.chord_pitches)) + "]"
@@ -125,12 +133,29 @@ def _fills(s: TrackerState):
     if s.tup_left:
         yield next(_rests(s), "z/" + str(MAX_LENGTH_NUMBER))
         return
+    if s.slur:
+        yield ")"
     if not s.expect_repeat:
+        if s.after_bar and not s.bar and bars_missing(s):
+            yield _bar_of_rest(s) * bars_missing(s)
         yield from (rest + "|" for rest in islice(_rests(s), 1))
         return
     yield ":|"
     yield from (rest + ":|" for rest in _rests(s))
     yield from (rest + "|" for rest in islice(_rests(s), 1))
+
+
+def bars_missing(s: TrackerState) -> int:
+    """Whole bars the tune must still have: all of its minimum while its header is written."""
+    if s.mode == state.HEADER:
+        return s.min_bars
+    return max(0, s.min_bars - full_bars(s)) if s.mode == state.BODY and s.bar_len is not None else 0
+
+
+def _bar_of_rest(s: TrackerState) -> str:
+    """A whole bar's rest and its bar line (``z8|``)."""
+    spellings = length_spellings(s.bar_len / s.unit) if s.bar_len is not None else []
+    return f"z{spellings[0] or 1}|" if spellings else "z|"
 
 
 def _rests(s: TrackerState):

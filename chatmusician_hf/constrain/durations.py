@@ -4,15 +4,17 @@ every check made while it is typed asks whether *some* completion of it still fi
 
 from __future__ import annotations
 
+import functools
 import re
 
 from quicktions import Fraction
 
-from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, length_spellings
+from ..abc.lengths import BROKEN_FACTORS, MAX_LENGTH_NUMBER, SHORTEST_DRAWN, drawable, length_spellings
 from ..abc.lexicon import DIGITS
 from ..abc.meters import tuplet_ratio
-from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, TrackerState
+from .state import AGAIN, BROKEN_RHYTHM, MUSIC, TUPLET, ZERO, TrackerState
 
+GRACE_SHARE = 4  # abc2midi's default: a grace group takes a quarter of its length from its host (store.c)
 MAX_STRICT_SLASHES = 3  # A/// (1/8 of the unit) is the shortest run of slashes strict mode writes
 _DENOMINATOR_PREFIXES = frozenset({"1", "2", "4", "8", "16", "3", "32", "6", "64"})
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
@@ -29,7 +31,11 @@ def unplayed(s: TrackerState) -> bool:
 def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
     """A note, rest or chord (``plain``: not a chord) of ``duration`` ended: time it, with its tuplet and the
     broken rhythm it closes."""
+    drawn = duration
     if s.tup_left:
+        if s.strict and s.tup_note is not None and duration != s.tup_note:
+            return False  # abc2midi: "Different length notes in tuple"
+        s.tup_note = duration
         duration *= s.tup_factor
         s.tup_left -= 1
     right = False
@@ -40,11 +46,13 @@ def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
         left_factor, right_factor = broken_factors(s)
         added = last_duration * (left_factor - 1) + duration * right_factor
         duration = duration * right_factor
+        drawn *= right_factor
         s.broken = 0
         right = True
     else:
         added = duration
     s.last = (plain, duration, right)
+    s.last_drawn = drawn
     s.n_elements += 1
     s.prev_element = True
     if not add_duration(s, added):
@@ -52,8 +60,7 @@ def add_element(s: TrackerState, plain: bool, duration: Fraction) -> bool:
     if s.tup_left or not s.strict or s.bar_len is None:
         return True
     # after a tuplet the room left may be no sum of notes ((3:2:2 A B leaves 2/3 of a unit): only notes fill it
-    fill = (s.bar_len - s.bar) / s.unit * MAX_LENGTH_NUMBER
-    return fill.denominator == 1
+    return ((s.bar_len - s.bar) / _shortest_written(s)).denominator == 1
 
 
 def add_duration(s: TrackerState, added: Fraction) -> bool:
@@ -71,7 +78,39 @@ def add_duration(s: TrackerState, added: Fraction) -> bool:
 
 def shortest_note(s: TrackerState) -> Fraction:
     """The duration of the shortest note that can be written now (``A/64``, in a tuplet if one is open)."""
-    return s.unit * (s.tup_factor if s.tup_left else 1) / MAX_LENGTH_NUMBER
+    return _shortest_written(s) * (s.tup_factor if s.tup_left else 1)
+
+
+def _shortest_written(s: TrackerState) -> Fraction:
+    """``A/64``; in strict mode no shorter than abcm2ps draws."""
+    shortest = s.unit / MAX_LENGTH_NUMBER
+    return max(shortest, SHORTEST_DRAWN) if s.strict else shortest
+
+
+@functools.lru_cache(maxsize=64)
+def drawn_spellings(drawn_unit: Fraction) -> tuple[tuple[str, Fraction], ...]:
+    """The length suffixes strict mode writes whose note abcm2ps draws, where one unit draws as ``drawn_unit``
+    whole notes, each with its multiplier."""
+    multipliers = {Fraction(n, 2**e) for n in range(1, MAX_LENGTH_NUMBER + 1) for e in range(7)}
+    return tuple(
+        (spelling, multiplier)
+        for multiplier in sorted(multipliers)
+        if drawable(drawn_unit * multiplier)
+        for spelling in length_spellings(multiplier)
+        if spelling.count("/") <= MAX_STRICT_SLASHES
+    )
+
+
+def can_draw(
+    s: TrackerState, length: str, drawn: Fraction, timed: Fraction | None = None, longer_than: Fraction = ZERO
+) -> bool:
+    """Some completion of the typed ``length`` draws (a unit drawing as ``drawn`` whole notes), is more than
+    ``longer_than`` units and, when ``timed`` (a unit's duration) is given, fits the room left in the bar."""
+    left = room(s) if timed is not None and s.bar_len is not None else None
+    return any(
+        multiplier > longer_than and spelling.startswith(length) and (left is None or timed * multiplier <= left)
+        for spelling, multiplier in drawn_spellings(drawn)
+    )
 
 
 def broken_factors(s: TrackerState) -> tuple[Fraction, Fraction]:
@@ -117,20 +156,60 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
     a ``/`` and a denominator (``A3/64``), so it is refused once even that would overflow the bar; the
     right-hand note of a broken rhythm must be able to reach exactly the length of the left-hand one.
     """
-    if s.grace or s.el == "mrest" or (s.chord and s.chord_first is not None):
-        return True  # grace notes take no time; a chord lasts as long as its first note
+    if s.el == "mrest":
+        return True
+    if s.chord and s.chord_first is not None and s.strict:
+        return any(spelling.startswith(length) for spelling in length_spellings(s.chord_first))  # (equal notes)
+    if s.grace and s.strict:
+        return any(
+            spelling.startswith(length) and grace_closable(s, s.grace_len + multiplier)
+            for spelling, multiplier in drawn_spellings(s.unit)
+        )
+    if s.grace or s.chord:
+        # grace notes take no time; a chord lasts as long as its first note
+        return not s.strict or can_draw(s, length, s.unit)
     factor = s.tup_factor if s.tup_left else Fraction(1)
+    drawn = Fraction(1)
     if s.el == "chord":
         factor *= s.chord_first
+        drawn *= s.chord_first
     plain_pair = s.broken and s.last is not None and s.last[0] and not s.chord and s.el == "note"
     if plain_pair:
         target = s.last[1] / (s.unit * factor)
         return any(spelling.startswith(length) for spelling in length_spellings(target))
-    if s.bar_len is None or not s.strict:
+    if s.tup_left and s.tup_note is not None and s.strict and s.el != "chord":
+        return any(spelling.startswith(length) for spelling in length_spellings(s.tup_note / s.unit))
+    if not s.strict:
         return True
     if s.broken and s.last is not None:
         factor *= broken_factors(s)[1]
-    return s.unit * factor * _shortest_completion(length) <= room(s)
+        drawn *= broken_factors(s)[1]
+    timed = s.unit * factor if s.bar_len is not None else None
+    return can_draw(s, length, s.unit * drawn, timed, s.host_min if s.host_min is not None else ZERO)
+
+
+def grace_closable(s: TrackerState, grace_len: Fraction) -> bool:
+    """A grace group of ``grace_len`` units can still have a host note that outlasts its share and fits."""
+    if s.bar_len is None:
+        return True
+    left = room(s)
+    return any(
+        multiplier * GRACE_SHARE > grace_len and s.unit * multiplier <= left
+        for _, multiplier in drawn_spellings(s.unit)
+    )
+
+
+def broken_drawable(s: TrackerState) -> bool:
+    """Strict mode: abcm2ps draws the broken rhythm's left-hand note, lengthened or shortened, and the right-hand
+    note, as long as the left one where both are plain notes."""
+    if not s.strict:
+        return True
+    left, right = broken_factors(s)
+    if not drawable(s.last_drawn * left):
+        return False
+    if s.last[0]:
+        return drawable(s.last_drawn * right)
+    return can_draw(s, "", s.unit * right)
 
 
 def length_prefix_ok(length: str) -> bool:
@@ -146,27 +225,15 @@ def length_prefix_ok(length: str) -> bool:
     return all(not n or (n[0] != "0" and int(n) <= MAX_LENGTH_NUMBER) for n in (top, bottom))
 
 
-def _shortest_completion(length: str) -> Fraction:
-    top, slashes, bottom = _LENGTH.fullmatch(length).groups()
-    numerator = Fraction(int(top) if top else 1)
-    if not slashes:
-        return numerator / MAX_LENGTH_NUMBER  # A13 may still become A13/64
-    if not bottom:
-        if len(slashes) == 1:
-            return numerator / 64  # A/ may still become A/64
-        return numerator / 2 ** min(len(slashes) + 1, MAX_STRICT_SLASHES)
-    return numerator / {"1": 16, "3": 32, "6": 64}.get(bottom, int(bottom))
-
-
 # broken rhythm: > or < after an element, then the right-hand element
 def broken_start(s: TrackerState, c: str) -> bool:
-    if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace:
+    if not s.prev_element or s.last is None or s.last[2] or s.chord or s.grace or (s.strict and s.graced_last):
         return False
     s.broken_staccato = s.last_staccato  # the right-hand note must match it
     s.broken = 1 if c == ">" else -1
     s.prev_element = False
     s.ctx = BROKEN_RHYTHM
-    return can_start_note(s)  # the right-hand note, as long as the left, must fit and be writable
+    return can_start_note(s) and broken_drawable(s)  # the right-hand note must fit and be writable
 
 
 def broken(s: TrackerState, c: str):
@@ -175,7 +242,7 @@ def broken(s: TrackerState, c: str):
         if abs(s.broken) >= 3:
             return False
         s.broken += sign
-        return True
+        return not s.strict or (can_start_note(s) and broken_drawable(s))
     s.ctx = MUSIC
     if c in "|:]%-<>" or (c == "." and not s.broken_staccato):
         return False
@@ -207,6 +274,7 @@ def tuplet(s: TrackerState, c: str):
     r = int(parts[2]) if len(parts) > 2 and parts[2] else p
     s.tup_left = r
     s.tup_factor = tuplet_ratio(p, q, s.meter_num)
+    s.tup_note = None
     if s.bar_len is not None and s.strict:
         if r * shortest_note(s) > s.bar_len - s.bar:
             return False  # its notes could not all fit the bar, however short

@@ -13,7 +13,7 @@ import regex
 
 from ..abc.keys import HEADER_KEY_VALUE, KEY_VALUE, STRICT_HEADER_KEY_VALUE, STRICT_KEY_VALUE
 from ..abc.lengths import LENIENT_UNIT_LENGTH_VALUE, UNIT_LENGTH_VALUE, parse_unit_length
-from ..abc.lexicon import without_comment
+from ..abc.lexicon import STRICT_FIELDS, without_comment
 from ..abc.meters import LENIENT_METER_VALUE, METER_VALUE, default_unit_length, parse_meter
 from .state import (
     BODY,
@@ -29,22 +29,69 @@ from .state import (
 
 MAX_FIELD_CHARS = 200
 REFERENCE_VALUE = regex.compile(r"\s*\d{1,6}\s*")
+PARTS_VALUE = regex.compile(r"\s*[A-Z](?:[A-Z]|[2-9])*\s*")  # (strict: "A", "ABA", "A2B"; abc2midi reads more)
 # The value grammars of the fields other than K: (strict, lenient); the fields without one take any text.
 _GRAMMARS = {
     "M": (METER_VALUE, LENIENT_METER_VALUE),
     "L": (UNIT_LENGTH_VALUE, LENIENT_UNIT_LENGTH_VALUE),
     "X": (REFERENCE_VALUE, REFERENCE_VALUE),
+    "P": (PARTS_VALUE, None),
 }
 GRAMMAR_FIELDS = frozenset("K") | frozenset(_GRAMMARS)
+# The fields that set what the music is in: where one is required, strict mode does not change it in the body.
+MUSICAL_FIELDS = frozenset("KLM")
 
 
-def start_header(s: TrackerState) -> None:
+def start_header(s: TrackerState) -> bool:
     """A tune starts (its first field letter and ``:`` were read, the letter in ``fletter``)."""
     letter = s.fletter
     s.reset()
     s.mode = HEADER
     s.fletter = letter
     start_field_value(s, inline=False)
+    return letter == "X" or field_allowed(s, letter)
+
+
+def field_allowed(s: TrackerState, letter: str) -> bool:
+    """Strict mode: a field abc2midi reads without a warning; the header's ``K:`` line after every other
+    required field."""
+    if s.strict and letter == "P" and s.mode == HEADER:
+        return False  # (a header P: names parts the body must then define: a trap for a completion)
+    return not s.strict or (letter in STRICT_FIELDS and not (letter == "K" and pending_fields(s)))
+
+
+def pending_fields(s: TrackerState) -> list[str]:
+    """The required fields the header has yet to write before its ``K:`` line."""
+    return [code for code in s.required if code != "K" and code not in s.written_fields]
+
+
+def pending_header(s: TrackerState) -> str:
+    """The field lines that end the header from a line start: the pending required fields, then ``K:``."""
+    lines = [f"{code}:{s.required[code][0]}\n" for code in pending_fields(s)]
+    return "".join(lines) + f"K:{s.required.get('K', ('C',))[0]}\n"
+
+
+def required_rest(s: TrackerState) -> str | None:
+    """In the value of a required header field: the rest of a value it may take and the line end; else None."""
+    if s.mode != HEADER or s.finline:
+        return None
+    typed = s.fbuf.lstrip()
+    wanted = next((value for value in s.required.get(s.fletter, ()) if value.startswith(typed)), None)
+    return None if wanted is None else wanted[len(typed) :] + "\n"
+
+
+def _required_prefix_ok(s: TrackerState, letter: str, value: str, complete: bool) -> bool:
+    """A required field's value is one asked for (spaces around it aside)."""
+    values = s.required.get(letter) if s.strict and s.mode == HEADER else None
+    if values is None:
+        return True
+    typed = value.lstrip()
+    if complete:
+        return typed.rstrip() in values
+    return any(
+        wanted.startswith(typed) or (typed.startswith(wanted) and not typed[len(wanted) :].strip())
+        for wanted in values
+    )
 
 
 def start_field_value(s: TrackerState, inline: bool) -> None:
@@ -57,6 +104,10 @@ def clean_for_field(s: TrackerState, letter: str = "") -> bool:
     """Nothing is open that a field line or an inline field would cut (a broken rhythm, a chord, a tie...)."""
     if letter == "V" and s.voice == "" and s.expect_repeat:
         return False  # the unnamed first voice could never be resumed to close its repeat
+    if s.strict and letter == "V" and s.voice == "" and s.n_elements:
+        return False  # abc2midi: "First V: field occurs past body" (the music before it joins that voice)
+    if s.strict and letter and (letter not in STRICT_FIELDS or (letter in MUSICAL_FIELDS and letter in s.required)):
+        return False  # (the key, meter or unit length asked for holds for the whole tune)
     return not (s.broken or s.chord or s.grace or s.tie or (s.after_grace and s.strict))
 
 
@@ -68,7 +119,7 @@ def header_line_start(s: TrackerState, c: str) -> bool:
     if c.isascii() and c.isalpha() and (c != "X" or not s.strict):
         s.fletter = c
         s.ctx = FIELD_COLON
-        return True
+        return field_allowed(s, c)
     if not s.strict and c != "\n":
         s.ctx = HEADER_COMMENT  # a line that is not a field: abc2midi warns "Ignoring text" and goes on
         return True
@@ -117,6 +168,8 @@ def field_value(s: TrackerState, c: str) -> bool:
         # line "P:|..." as music ("Malformed note"), a header one as text
         return False
     s.fbuf += c
+    if not _required_prefix_ok(s, letter, s.fbuf, complete=False):
+        return False
     grammar = _grammar(s, letter)
     return grammar is None or value_prefix_ok(grammar, s.fbuf)
 
@@ -145,7 +198,11 @@ def _end_field(s: TrackerState, letter: str, value: str) -> bool:
     grammar = _grammar(s, letter)
     if grammar is not None and not value_complete(grammar, value):
         return False
+    if not _required_prefix_ok(s, letter, value, complete=True):
+        return False
     in_header = s.mode == HEADER
+    if in_header:
+        s.written_fields |= {letter}
     if letter == "M":
         bar_len, numerator = parse_meter(value, strict=s.strict)
         if not in_header and bar_len is not None and s.bar > bar_len:

@@ -21,15 +21,17 @@ from ..abc.lexicon import (
     RESERVED_SYMBOLS,
     REST_LETTERS,
     SINGLE,
+    STRICT_DECORATION,
+    STRICT_SHORTCUTS,
     THICK_THIN,
     THIN_THICK,
 )
 from ..abc.lexicon import DECORATION as DECORATION_NAME
 from .bars import bar, bar_would_pass
-from .durations import broken_start, can_start_note, tuplet_start
+from .durations import broken_start, can_start_note, grace_closable, tuplet_start
 from .endings import start_ending, start_mid_bar_ending
 from .header import clean_for_field
-from .notes import MAX_SLUR_DEPTH, MULTI_REST, NOTE, REST, bar_allowed, open_chord, start_note
+from .notes import MULTI_REST, NOTE, REST, bar_allowed, open_chord, slur_depth, start_note
 from .state import (
     ACCIDENTAL,
     AGAIN,
@@ -46,6 +48,7 @@ from .state import (
     PAREN,
     QUOTED,
     STARS,
+    ZERO,
     TrackerState,
 )
 
@@ -59,8 +62,9 @@ def music(s: TrackerState, c: str) -> bool:
         return False  # (abc2midi takes a slur after a staccato dot: ".(AB)", not "~(AB)" nor ".(3ABc")
     if c in NOTE_LETTERS:
         return start_note(s, c, NOTE)
-    if c == " " or c == "\t" or c == "`":
-        return True  # abc2midi allows spaces around > and before a tie ("A > B", "A4 -A4")
+    if c == " " or c == "\t" or (c == "`" and not s.strict):
+        return True  # abc2midi allows spaces around > and before a tie ("A > B", "A4 -A4"); it ignores "`" with a
+        # warning
     if c == "|":
         s.ctx = BAR
         # which bar line this is, the next character tells: one of them must pass (not the case of a short
@@ -83,7 +87,7 @@ def music(s: TrackerState, c: str) -> bool:
         return not s.broken or can_start_note(s)
     if c == "(":
         s.ctx = PAREN
-        return s.slur < MAX_SLUR_DEPTH and (not s.broken or can_start_note(s))
+        return s.slur < slur_depth(s) and (not s.broken or can_start_note(s))
     if c == ")":
         # abc2midi ignores an unmatched ")" without a message (after a tuplet "(3ABc)", say)
         s.slur = max(0, s.slur - 1)
@@ -106,18 +110,25 @@ def music(s: TrackerState, c: str) -> bool:
     if c == "{":
         if s.grace or s.tie or (s.after_grace and s.strict):
             return False  # abc2midi: no tie across a grace group, "Intervening note needed between grace notes"
+        if s.strict and (s.broken or s.tup_left or not grace_closable(s, ZERO)):
+            return False  # (a host note must fit the bar, with a length nothing else changes)
         s.grace = True
         s.grace_n = 0
+        s.grace_len = ZERO
         s.ctx = GRACE_OPEN
         s.prev_element = False
         return True
+    if (c in "!+" or c in DECORATION_SHORTCUTS) and s.strict and (s.after_grace or s.tie):
+        # abc2midi splits a staccato, trilled or rolled note: a grace group would outlast its host, and a tie
+        # would find no note ("Could not find note to be tied")
+        return False
     if c == "!" or c == "+":
         s.ctx = DECORATION
         s.deco_close = c
         s.fbuf = ""
         s.prev_element = False
         return True
-    if c in DECORATION_SHORTCUTS or (c in RESERVED_SYMBOLS and not s.strict):
+    if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS) or (c in RESERVED_SYMBOLS and not s.strict):
         if c == "." and s.broken and not s.broken_staccato and s.strict:
             return False  # the right-hand note of a broken rhythm is staccato only if the left one is
         s.prev_element = False
@@ -189,7 +200,7 @@ def paren(s: TrackerState, c: str):
     """After ``(``: a tuplet's digit, or anything after the ``(`` of a slur."""
     if c in DIGITS:
         return tuplet_start(s, c)
-    if s.slur >= MAX_SLUR_DEPTH:
+    if s.slur >= slur_depth(s):
         return False
     s.slur += 1  # (a slur may open between the notes of a broken rhythm or a tie: "a(<f", "A4(-A4)")
     s.ctx = MUSIC
@@ -219,8 +230,9 @@ def decoration(s: TrackerState, c: str) -> bool:
     if c == "\n" and s.deco_close == "!" and not s.fbuf.strip():
         s.ctx = MUSIC  # "!" at the end of a line: the old ABC line break
         return end_line(s)
+    grammar = STRICT_DECORATION if s.strict else DECORATION_NAME
     if c == s.deco_close:
         s.ctx = MUSIC
-        return DECORATION_NAME.fullmatch(s.fbuf) is not None
+        return grammar.fullmatch(s.fbuf) is not None
     s.fbuf += c
-    return DECORATION_NAME.fullmatch(s.fbuf, partial=True) is not None
+    return grammar.fullmatch(s.fbuf, partial=True) is not None

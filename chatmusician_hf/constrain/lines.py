@@ -42,8 +42,7 @@ def prose(s: TrackerState, c: str) -> bool:
 
 def prose_letter(s: TrackerState, c: str) -> bool:
     if c == ":":
-        start_header(s)
-        return True
+        return start_header(s)
     s.ctx = IN_PROSE
     return prose(s, c)
 
@@ -78,7 +77,7 @@ def body_letter(s: TrackerState, c: str):
     """After a letter at a body line start: ``:`` makes it a field line, anything else makes it music."""
     letter = s.fletter
     if c == ":":
-        if letter not in BODY_FIELDS or not clean_for_field(s):
+        if letter not in BODY_FIELDS or not clean_for_field(s, letter):
             return False
         s.prev_element = False
         start_field_value(s, inline=False)

@@ -7,13 +7,18 @@ other character ends it, which times it (:func:`finish_element`).
 
 from __future__ import annotations
 
-from ..abc.lengths import note_length
-from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS
+from quicktions import Fraction
+
+from ..abc.lengths import drawable, note_length
+from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS, STRICT_SHORTCUTS
 from .durations import (
+    GRACE_SHARE,
     MAX_STRICT_SLASHES,
     add_element,
     bar_is_full,
+    broken_factors,
     can_start_note,
+    grace_closable,
     length_can_fit,
     length_prefix_ok,
     unplayed,
@@ -33,7 +38,7 @@ from .state import (
 NOTE, REST, CHORD_ELEMENT, MULTI_REST = "note", "rest", "chord", "mrest"
 # The characters that continue a note, rest or chord being read (its length and octave marks); any other ends it.
 ELEMENT_CHARS = DIGITS | frozenset("/,'")
-MAX_SLUR_DEPTH = 4
+MAX_SLUR_DEPTH = 4  # (strict mode: 1, abc2midi warns "Slur within slur")
 MAX_OCTAVE_MARKS = 3  # c''' and C,,, span abc2midi's MIDI range; strict mode writes no more
 
 
@@ -50,6 +55,10 @@ def start_note(s: TrackerState, c: str, kind: str) -> bool:
             return False
     s.deco_pending = False
     if not s.grace:
+        if s.after_grace and s.strict:
+            if kind == MULTI_REST:
+                return False
+            s.host_min = s.grace_len / GRACE_SHARE
         s.after_grace = False
     if s.broken and not s.chord and s.staccato != s.broken_staccato:
         return False  # abc2midi: "Cannot apply broken rhythm. Notes not equal durations"
@@ -64,9 +73,15 @@ def start_note(s: TrackerState, c: str, kind: str) -> bool:
     return True
 
 
+def slur_depth(s: TrackerState) -> int:
+    """How many slurs may be open at once."""
+    return 1 if s.strict else MAX_SLUR_DEPTH
+
+
 def bar_allowed(s: TrackerState) -> bool:
-    """Nothing is open that a bar line would cut: a chord, a grace group, a tuplet, a broken rhythm."""
-    return not (s.broken or s.tup_left or s.chord or s.grace)
+    """Nothing is open that a bar line would cut: a chord, a grace group, a tuplet, a broken rhythm; in strict
+    mode, a grace group waiting for its host (abc2midi looks for it past any bar line but | and ||)."""
+    return not (s.broken or s.tup_left or s.chord or s.grace or (s.after_grace and s.strict))
 
 
 def _context_after_element(s: TrackerState) -> str:
@@ -119,13 +134,20 @@ def finish_element(s: TrackerState) -> bool:
     kind, multiplier = s.el, note_length(s.el_len)
     if multiplier is None:
         return False  # (A/3: only binary fractions, which abc2midi plays as written)
+    if s.strict and kind != MULTI_REST and not drawable(_drawn(s, kind, multiplier)):
+        return False
     s.el = ""
     if s.grace:
+        if s.strict and not grace_closable(s, s.grace_len + multiplier):
+            return False
         s.grace_n += 1
+        s.grace_len += multiplier
         return True
     if s.chord:
         if s.chord_first is None:
             s.chord_first = multiplier
+        elif s.strict and multiplier != s.chord_first:
+            return False  # abc2midi: "unequal notes in chord"
         s.chord_pitches |= {s.el_pitch}
         return True
     pitches = {NOTE: frozenset({s.el_pitch}), CHORD_ELEMENT: s.chord_pitches}.get(kind, frozenset())
@@ -133,11 +155,25 @@ def finish_element(s: TrackerState) -> bool:
         return False  # abc2midi: "Could not find note to be tied"
     s.tie, s.last_pitches = frozenset(), pitches
     s.last_staccato = s.el_staccato
+    host_min, s.host_min = s.host_min, None
+    s.graced_last = host_min is not None
+    if host_min is not None and multiplier <= host_min:
+        return False
     if kind == MULTI_REST:
         return _add_multi_rest(s, int(s.el_len or 1))
     if kind == CHORD_ELEMENT:
         multiplier *= s.chord_first
     return add_element(s, kind != CHORD_ELEMENT, s.unit * multiplier)
+
+
+def _drawn(s: TrackerState, kind: str, multiplier: Fraction) -> Fraction:
+    """The length abcm2ps draws the element with, in whole notes."""
+    drawn = s.unit * multiplier
+    if s.grace or s.chord:
+        return drawn
+    if kind == CHORD_ELEMENT:
+        drawn *= s.chord_first
+    return drawn * broken_factors(s)[1] if s.broken and s.last is not None else drawn
 
 
 def _add_multi_rest(s: TrackerState, count: int) -> bool:
@@ -167,8 +203,8 @@ def after_multi_rest(s: TrackerState, c: str):
 
 # chords [CEG] and grace groups {ag}
 def open_chord(s: TrackerState) -> bool:
-    if s.chord or s.grace or bar_is_full(s):
-        return False
+    if s.chord or s.grace or bar_is_full(s) or (s.after_grace and s.strict):
+        return False  # (strict mode: a grace group's host is a note or a rest)
     s.chord = True
     s.deco_pending = False
     s.chord_first = None
@@ -189,7 +225,7 @@ def chord(s: TrackerState, c: str) -> bool:
         return True
     if c in "()" and not s.strict:
         return _slur_inside(s, c)
-    if c in DECORATION_SHORTCUTS:
+    if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS):
         s.deco_pending = s.strict
         return True
     return False
@@ -201,7 +237,7 @@ def _slur_inside(s: TrackerState, c: str) -> bool:
         s.slur = max(0, s.slur - 1)
         return True
     s.slur += 1
-    return s.slur <= MAX_SLUR_DEPTH
+    return s.slur <= slur_depth(s)
 
 
 def _pitch_start(s: TrackerState, c: str) -> bool:

@@ -38,18 +38,25 @@ tune cut by it is left unfinished.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from transformers import LogitsProcessor
 
+from ..chat_format import ASSISTANT
+from .completion import BAR_OF_REST_CHARS
+from .request import read_abc_header, read_request
 from .token_text import split_utf8, token_bytes_table
 from .tracker import ELEMENT_CHARS, MAX_COMPLETION_CHARS, AbcTracker
+from .tune_request import TuneRequest, merge
 
 # In the last steps before max_new_tokens, a token is kept only if the tune can be completed in the steps left
 # after it (AbcTracker.completion), so a tune cut by the budget is still valid.
 WIND_DOWN_STEPS = 12
 CANDIDATE_COMPLETION_NODES = 400  # search effort for each candidate's completion (the model's own tokens)
 FIRST_DRAWS = 8  # candidates listed per row at first; the rest of the order only when these are all illegal
+DEFAULT_MIN_BARS = 8  # whole bars of a tune whose request names no length
 _UNKNOWN = object()  # a completion not computed yet
 _ENDED = object()  # the state of a row after its end-of-sequence token: generate pads it, nothing to check
 _INT64 = 1 << 64
@@ -63,12 +70,16 @@ class _Row:
     (an untrained model's step after a final bar line) hundreds are tried, so each is refused by a lookup -- and,
     in a note being read, the tracker after the note ends, where most candidates start."""
 
-    __slots__ = ("tracker", "pending", "plan", "_completion", "_first", "_ended")
+    __slots__ = ("tracker", "pending", "plan", "tune_answer", "_completion", "_first", "_ended")
 
-    def __init__(self, tracker: AbcTracker, pending: bytes = b"", plan: str | None = None):
+    def __init__(
+        self, tracker: AbcTracker, pending: bytes = b"", plan: str | None = None, tune_answer: bool | None = None
+    ):
         self.tracker = tracker
         self.pending = pending
         self.plan = plan
+        # whether the answer is a tune (it started with one, and ends with it); None until its first line tells
+        self.tune_answer = tune_answer
         self._completion = _UNKNOWN
         self._first: dict[str, bool] = {}
         self._ended = _UNKNOWN
@@ -101,7 +112,10 @@ class _Row:
         if pending and not (tracker.accepts_any_char() and tracker.copy().feed("\ufffd")):
             return None  # the partial character must be completable here (not past a length limit, say)
         plan = self.plan[len(text) :] if self.plan and not pending and self.plan.startswith(text) else None
-        return _Row(tracker, pending, plan)
+        tune_answer = self.tune_answer
+        if tune_answer is None and (tracker.in_tune or tracker.in_prose_line):
+            tune_answer = tracker.in_tune
+        return _Row(tracker, pending, plan, tune_answer)
 
     def completion(self) -> str | None:
         if self._completion is _UNKNOWN:
@@ -118,6 +132,13 @@ class AbcLogitsProcessor(LogitsProcessor):
         top_k, top_p, temperature, do_sample: the sampling the processor performs (that of ``generate``).
         max_new_tokens: the generation budget; in its last steps only tokens that leave the tune complete are
             kept (when any is), so a tune cut by the budget is still valid. None: no budget is known.
+        required_header: header fields every tune must have, in ABC syntax (``"M:6/8 K:D L:1/8"``); they win
+            over the prompt's. A bad value raises :class:`~.request.RequestError`.
+        read_prompt: also read the tune each row's prompt asks for (its last user turn: ChatMusician's field
+            lines, plain words such as "a jig in D, 16 bars"; :func:`~.request.read_request`).
+        min_bars: whole bars a tune must have where the request names no length or form.
+        special_texts: the text of special tokens (``</s>``) where prompts are read: ChatMusician's turns end
+            with one.
     """
 
     def __init__(
@@ -129,7 +150,15 @@ class AbcLogitsProcessor(LogitsProcessor):
         temperature: float | None = 1.0,
         do_sample: bool = True,
         max_new_tokens: int | None = None,
+        required_header: str | None = None,
+        read_prompt: bool = True,
+        min_bars: int = DEFAULT_MIN_BARS,
+        special_texts: dict[int, str] | None = None,
     ):
+        self.required = read_abc_header(required_header) if required_header else TuneRequest()
+        self.read_prompt = read_prompt
+        self.min_bars = min_bars
+        self._special_bytes = {i: text.encode() for i, text in (special_texts or {}).items()}
         self.token_bytes = token_bytes
         # per token: its complete characters and trailing partial bytes, decoded once (the common case of a row
         # with no partial character pending)
@@ -150,6 +179,7 @@ class AbcLogitsProcessor(LogitsProcessor):
         self._rows: dict[int, _Row] = {}  # sequence hash -> row state after that sequence
         self.stats = {
             "steps": 0, "checked": 0, "rejected": 0, "widened": 0, "dead_ends": 0, "completed": 0, "ended": 0,
+            "answers_ended": 0,
         }  # fmt: skip
 
     # ----- following each sequence -------------------------------------------------------------------------
@@ -191,11 +221,28 @@ class AbcLogitsProcessor(LogitsProcessor):
             row = previous.advanced(*split_utf8(previous.pending + data))
             if row is not None:
                 return row
-        tracker = AbcTracker()
+        request = self.request_for(ids)
         text, pending = split_utf8(b"".join(self.token_bytes[i] for i in ids if i < len(self.token_bytes)))
-        _feed_leniently(tracker, text)
-        tracker.mark_line_start()  # the answer starts on a fresh line (e.g. after "Assistant: ")
-        return _Row(tracker, pending)
+        # the answer starts on a fresh line after "Assistant: ", and so does an answer prefix written there; a
+        # prefix that writes another header than the prompt asks for (the user's own) wins over the request
+        before, marker, answer = text.rpartition(ASSISTANT)
+        for wanted in (request, TuneRequest(min_bars=request.min_bars)):
+            tracker = AbcTracker(request=wanted)
+            _feed_leniently(tracker, before + marker)
+            tracker.mark_line_start()
+            if tracker.copy().feed(answer):
+                break
+        _feed_leniently(tracker, answer)
+        return _Row(tracker, pending, tune_answer=_starts_with_a_tune(answer))
+
+    def request_for(self, ids: list[int]) -> TuneRequest:
+        """What a tune must be after the prompt ``ids``: ``required_header``, then what the prompt asks for, with
+        ``min_bars`` where neither names a length."""
+        request = self.required
+        if self.read_prompt:
+            data = b"".join(self._special_bytes.get(i) or self.token_bytes[i] for i in ids if i < len(self.token_bytes))
+            request = merge(request, read_request(data.decode("utf-8", errors="replace")))
+        return replace(request, min_bars=request.min_bars or self.min_bars)
 
     # ----- the step ----------------------------------------------------------------------------------------
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -233,6 +280,9 @@ class AbcLogitsProcessor(LogitsProcessor):
 
     def _choose(self, row: _Row, draws: _Draws, index: int, left: int | None) -> tuple[int, _Row | None]:
         """The token for one row, and the row state after it (None after an end-of-sequence token)."""
+        if row.tune_answer and not row.tracker.in_tune and not row.pending:
+            self.stats["answers_ended"] += 1
+            return self._end_token(), None  # an answer that is a tune ends with it
         if row.tracker.final_bar and not row.pending:
             # after a short final bar only blanks or the end may follow: end the tune with a blank line (or the
             # generation, where that is the model's draw) rather than sample blanks, the only other legal text
@@ -241,7 +291,9 @@ class AbcLogitsProcessor(LogitsProcessor):
             self.stats["ended"] += 1
             return self._force(row, row.tracker.tune_end())
         completion = row.plan
-        if completion is None and left is not None and left <= WIND_DOWN_STEPS + MAX_COMPLETION_CHARS:
+        # (a tune that must still have n whole bars needs n bars of rest at worst: "z8|" each)
+        reach = WIND_DOWN_STEPS + MAX_COMPLETION_CHARS + BAR_OF_REST_CHARS * row.tracker.bars_missing
+        if completion is None and left is not None and left <= reach:
             completion = row.completion()
         if completion and left <= len(completion) + 1:
             # just enough steps left to complete the tune: write its completion, one character a step
@@ -410,6 +462,17 @@ class _Draws:
             block *= 8
 
 
+def _starts_with_a_tune(answer: str) -> bool | None:
+    """Whether an answer is a tune (its first line starts one) or prose; None while its first line does not tell."""
+    probe = AbcTracker(strict=False)
+    probe.mark_line_start()
+    for char in answer:
+        probe.feed(char)
+        if probe.in_tune or probe.in_prose_line:
+            return probe.in_tune
+    return None
+
+
 def _feed_leniently(tracker: AbcTracker, text: str) -> None:
     """Follow text that was not generated under the constraint (the prompt): a character the tracker refuses
     drops it back to prose at the next line, so the tracker never stalls on a malformed prompt."""
@@ -418,10 +481,18 @@ def _feed_leniently(tracker: AbcTracker, text: str) -> None:
             tracker.reset_to_prose(line_start=char == "\n")
 
 
-def build_abc_logits_processor(tokenizer, generation_config=None, **options) -> AbcLogitsProcessor:
+def build_abc_logits_processor(
+    tokenizer,
+    generation_config=None,
+    required_header: str | None = None,
+    read_prompt: bool = True,
+    min_bars: int = DEFAULT_MIN_BARS,
+    **options,
+) -> AbcLogitsProcessor:
     """The processor for ``tokenizer``, matched to the sampling of ``generation_config`` (a model's
     ``generation_config`` or a ``GenerationConfig``); ``options`` override ``top_k``, ``top_p``, ``temperature``,
-    ``do_sample`` and ``eos_token_ids``.
+    ``do_sample``, ``max_new_tokens`` and ``eos_token_ids``. ``required_header`` (``"M:6/8 K:D L:1/8"``),
+    ``read_prompt`` and ``min_bars`` say what the tunes must be (:class:`AbcLogitsProcessor`).
 
     ``LogitsProcessorList([build_abc_logits_processor(tokenizer, model.generation_config)])`` is all
     ``model.generate(logits_processor=...)`` needs.
@@ -443,4 +514,13 @@ def build_abc_logits_processor(tokenizer, generation_config=None, **options) -> 
             f"build_abc_logits_processor got unknown options {sorted(unknown)}; known: {sorted(sampling)}"
         )
     sampling.update(options)
-    return AbcLogitsProcessor(token_bytes_table(tokenizer), eos, **sampling)
+    special = dict(zip(tokenizer.all_special_ids, tokenizer.all_special_tokens, strict=True))
+    return AbcLogitsProcessor(
+        token_bytes_table(tokenizer),
+        eos,
+        required_header=required_header,
+        read_prompt=read_prompt,
+        min_bars=min_bars,
+        special_texts=special,
+        **sampling,
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from ..chat_format import FIELD_NAMES, FORM_NAME, HUMAN, TURN_END
+from ..chat_format import EOS, FIELD_NAMES, FORM_NAME, HUMAN
 from .request_words import read_words
 from .tune_request import HEADER_ORDER, RequestError, TuneRequest, merge, ordered, valid_form, value_problem
 
@@ -57,7 +57,8 @@ def last_user_message(prompt: str) -> str:
     """The last user turn of a prompt in ChatMusician's format, or the prompt itself when it is not one."""
     if HUMAN not in prompt:
         return prompt
-    return prompt[prompt.rindex(HUMAN) + len(HUMAN) :].split(TURN_END, 1)[0]
+    # (up to the end token itself: a tokenizer may not give back the space before it)
+    return prompt[prompt.rindex(HUMAN) + len(HUMAN) :].split(EOS, 1)[0].rstrip(" ")
 
 
 def read_field_lines(message: str) -> tuple[TuneRequest, str]:
@@ -73,10 +74,10 @@ def read_field_lines(message: str) -> tuple[TuneRequest, str]:
         kind = "prose"
         if named:
             code, value = _CODES[named.group(1)], named.group(2)
-            if code not in MUSICAL_FIELDS:
-                kind = "free"
+            if value_problem(code, value):
+                kind = "unreadable"  # (a title holding a control character is not written either)
             else:
-                kind = "unreadable" if value_problem(code, value) else "musical"
+                kind = "musical" if code in MUSICAL_FIELDS else "free"
             fields.append((code, value, kind))
         elif form_line and valid_form(form_line.group(1)):
             form, kind = form_line.group(1), "form"

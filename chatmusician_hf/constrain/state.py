@@ -54,9 +54,11 @@ COLON_BAR = "colon_bar"  # ":|"
 # Per-voice values, saved and restored when V: switches voices.
 VOICE_FIELDS = (
     "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "repeat_closed", "bar_len", "meter_num", "unit",
-    "last", "slur", "after_bar", "tup_left", "tup_factor", "pass_no", "seen_repeat", "in_varend", "skip_open",
+    "last", "last_drawn", "slur", "after_bar", "tup_left", "tup_factor", "tup_note", "pass_no", "seen_repeat",
+    "in_varend", "skip_open", "pickup", "bar_lines", "last_bar",
 )  # fmt: skip
 EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
+SLUR = VOICE_FIELDS.index("slur")
 SKIP_OPEN = VOICE_FIELDS.index("skip_open")
 ZERO = Fraction(0)
 # What a context's handler answers for a character that is not its own (one that ends a note, say): the context
@@ -66,10 +68,13 @@ AGAIN = object()
 
 class TrackerState:
     """The tracker's values; see each one's comment. ``strict`` picks the rules: strict mode (what the logits
-    processor writes) or lenient mode (abc2midi's own tolerance)."""
+    processor writes) or lenient mode (abc2midi's own tolerance). ``required`` (field code -> the values it may
+    take) and ``min_bars`` are what a tune must be (:class:`~.tune_request.TuneRequest`), kept across tunes."""
 
-    def __init__(self, strict: bool = True):
+    def __init__(self, strict: bool = True, required: dict[str, tuple[str, ...]] | None = None, min_bars: int = 0):
         self.strict = strict
+        self.required = dict(required or {})
+        self.min_bars = min_bars
         self.reset()
 
     def copy(self) -> TrackerState:
@@ -115,7 +120,13 @@ class TrackerState:
         self.deco_pending = False  # a decoration letter (~, T, H...) waits for its note
         self.deco_slur_ok = False  # ...and it was only staccato dots, which a slur "(" may follow
         self.after_grace = False  # a grace group ended and no note followed yet
+        # abc2midi takes a grace group's time from its host note, which must outlast a quarter of the group
+        # ("Grace sequence exceeds host note"): the group's length in units, and the length its host must exceed
+        self.grace_len = ZERO
+        self.host_min = None
+        self.graced_last = False  # the last element was a grace group's host (strict mode: no broken rhythm on it)
         self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
+        self.written_fields: frozenset[str] = frozenset()  # the header's field codes written so far
         # A chord symbol was written, so abc2midi plays an accompaniment track, whose last chord can sound past the
         # end of the track ("Sustained notes beyond end of track") where the tune ends off the beat; and the last
         # bar line closed a bar off the beat (a short final bar, a pickup)
@@ -139,10 +150,12 @@ class TrackerState:
         self.meter_num = numerator
         self.unit = self.header_unit or default_unit_length(bar_len)
         self.last = None  # (plain note?, duration, was right side of a broken pair) of the last element
+        self.last_drawn = ZERO  # the written length of the last element, in whole notes: what abcm2ps draws
         self.slur = 0
         self.after_bar = True
         self.tup_left = 0
         self.tup_factor = Fraction(1)
+        self.tup_note: Fraction | None = None  # the length of the tuplet's first note: the others match it
         # abc2midi's variant endings (genmidi.c writetrack, store.c fixreps): the pass being played (1, then 2
         # after a :| ...), whether a repeat sign was written in this voice, an ending not yet closed by a soft bar
         # line, and one of those that is not played on this pass (skipped up to the next soft bar line)
@@ -150,6 +163,9 @@ class TrackerState:
         self.seen_repeat = False
         self.in_varend = False
         self.skip_open = False
+        self.pickup = ZERO  # the length of a short first bar: the final bar may complete it
+        self.bar_lines = 0  # bar lines written in this voice (strict mode writes no empty bar between two)
+        self.last_bar = ""  # the kind of the last one
 
     def switch_voice(self, name: str) -> bool:
         """Save the current voice's values and resume voice ``name`` (a new one starts afresh)."""

@@ -21,15 +21,20 @@ core, :mod:`chatmusician_hf.abc`. This class is their public face.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from quicktions import Fraction
 
 from ..abc.meters import Meter
 from . import completion as _completion
-from .completion import COMPLETION_NODES, MAX_COMPLETION_CHARS
+from .completion import COMPLETION_NODES, MAX_COMPLETION_CHARS, bars_missing
 from .dispatch import accepts_any_char, can_end, feed
 from .lines import mark_line_start
 from .notes import ELEMENT_CHARS, ended
 from .state import BODY_LINE_START, ELEMENT, IN_PROSE, PROSE, TrackerState
+
+if TYPE_CHECKING:
+    from .tune_request import TuneRequest
 
 __all__ = ["AbcTracker", "COMPLETION_NODES", "ELEMENT_CHARS", "MAX_COMPLETION_CHARS"]
 
@@ -42,8 +47,14 @@ class AbcTracker:
 
     __slots__ = ("_state",)
 
-    def __init__(self, strict: bool = True):
-        self._state = TrackerState(strict)
+    def __init__(self, strict: bool = True, request: TuneRequest | None = None):
+        """``request``: the header fields every tune must have and its minimum of bars (strict mode)."""
+        required: dict[str, tuple[str, ...]] = {}
+        for code, value in request.fields if request else ():
+            required[code] = (*required.get(code, ()), value)
+        if request and request.meter_choices and "M" not in required:
+            required["M"] = request.meter_choices
+        self._state = TrackerState(strict, required, (request.min_bars or 0) if request else 0)
 
     @classmethod
     def _of(cls, state: TrackerState) -> AbcTracker:
@@ -122,6 +133,11 @@ class AbcTracker:
     def unit_length(self) -> Fraction:
         """The unit note length the current voice's notes are read in."""
         return self._state.unit
+
+    @property
+    def bars_missing(self) -> int:
+        """Whole bars the tune still needs before it may end (its request's minimum)."""
+        return bars_missing(self._state)
 
     @property
     def final_bar(self) -> bool:

@@ -15,6 +15,7 @@ from ..abc.lengths import parse_unit_length
 from ..abc.meters import parse_meter
 from ..chat_format import FIELD_NAMES
 from ..errors import ChatMusicianError
+from .tracker import AbcTracker
 
 # The order fields take in a header: T: first, K: last (ABC 2.1 §3).
 HEADER_ORDER = "T" + "".join(code for code in FIELD_NAMES if code not in "TK") + "K"
@@ -70,6 +71,8 @@ def value_problem(code: str, value: str) -> str | None:
             return str(err)
     elif code == "Q" and not _TEMPO.fullmatch(value):
         return f"unreadable tempo {value!r}"
+    if not AbcTracker(strict=True).feed(f"X:1\n{code}:{value}\n"):
+        return "music-aware decoding does not write it (ABC 2.1 with nothing abc2midi warns about)"
     return None
 
 

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from chatmusician_hf.constrain.request import RequestError, read_abc_header
 from chatmusician_hf.inference import (
     GenerationArguments,
     LoadedModel,
@@ -66,6 +67,7 @@ BUDGET = OutputBudget(
 # Older turns beyond this are dropped before tokenizing, so a huge history sent by a client costs nothing.
 MAX_HISTORY_CHARS = 4 * MAX_INPUT_CHARS
 MAX_PREFIX_CHARS = 2000
+MAX_HEADER_CHARS = 200
 MAX_TUNES_SHOWN = 4
 CACHE_SECONDS = 600
 
@@ -258,8 +260,9 @@ def chat(
     top_p,
     repetition_penalty,
     max_new_tokens,
-    constrain,
+    constrain=True,
     answer_prefix="",
+    abc_header="",
 ):
     """Stream the model's answer into the chat; when it holds tunes, show their score, audio and files."""
     history = list(history or [])
@@ -267,11 +270,14 @@ def chat(
         message = check_text(message, MAX_INPUT_CHARS, "message")
         answer_prefix = check_text(answer_prefix, MAX_PREFIX_CHARS, "answer start") if answer_prefix else ""
         settings = sampling(temperature, top_k, top_p, repetition_penalty, max_new_tokens)
+        if abc_header and constrain:
+            settings.abc_header = check_text(abc_header, MAX_HEADER_CHARS, "tune header")
+            read_abc_header(settings.abc_header)
         loaded = model_for(bool(constrain))
         prompt = fit_prompt(
             loaded.tokenizer, message, history_pairs(history), settings.max_prompt_tokens, answer_prefix
         )
-    except (InputRefused, PromptTooLongError) as err:
+    except (InputRefused, PromptTooLongError, RequestError) as err:
         raise gr.Error(str(err)) from None
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     answer = ""
@@ -329,7 +335,14 @@ def build_demo() -> gr.Blocks:
                         step=1,
                         label="Max new tokens",
                     )
-                    constrain = gr.Checkbox(False, label="Music-aware decoding (keep ABC syntax valid)")
+                    constrain = gr.Checkbox(
+                        True, label="Music-aware decoding (whole, valid tunes in the key and meter asked for)"
+                    )
+                    abc_header = gr.Textbox(
+                        label="Tune header (music-aware decoding)",
+                        max_length=MAX_HEADER_CHARS,
+                        placeholder="e.g. M:6/8 K:D L:1/8; empty: read from the message",
+                    )
                     answer_prefix = gr.Textbox(
                         label="Start the answer with",
                         lines=2,
@@ -363,7 +376,8 @@ def build_demo() -> gr.Blocks:
         # The message box is an output so the first streamed update empties it; a refused message stays to edit.
         outputs = [chatbot, message, score, audio, files, validation]
         inputs = [
-            message, chatbot, temperature, top_k, top_p, repetition_penalty, max_new_tokens, constrain, answer_prefix
+            message, chatbot, temperature, top_k, top_p, repetition_penalty, max_new_tokens, constrain, answer_prefix,
+            abc_header,
         ]  # fmt: skip
         send.click(chat, inputs, outputs, api_name="chat")
         message.submit(chat, inputs, outputs, api_name=False)
