@@ -244,7 +244,7 @@ HEADERS_FOR_WALKS = [
 def test_every_accepted_state_can_complete_the_tune():
     """The invariant the logits processor relies on: from every state the tracker accepts, a legal completion
     ends the tune (no dead end, no trap). Random walks reach states no hand-written case would. The search is
-    bounded and misses some states (measured 112 of 4,000 under the whole-tune rules: bars that only notes of
+    bounded and misses some states (measured 92 of 4,000 under the whole-tune rules: bars that only notes of
     lengths abcm2ps draws may fill, mostly after tuplets and grace groups); the processor copes with those by
     keeping, in the last steps and inside tuplets and broken rhythms, only tokens after which a completion is
     found (the fuzz of tests/test_constrain_processor.py meets no dead end)."""
@@ -259,7 +259,7 @@ def test_every_accepted_state_can_complete_the_tune():
             end = tracker.copy()
             assert end.feed(completion) and end.can_end(), completion
     assert checked == 4000
-    assert failed <= checked // 35, f"{failed} of {checked} states have no completion found"
+    assert failed <= checked // 40, f"{failed} of {checked} states have no completion found"
 
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():

@@ -84,6 +84,8 @@ def music(s: TrackerState, c: str) -> bool:
         return end_line(s)
     if c == "[":
         s.ctx = LEFT_BRACKET
+        if s.strict and s.after_grace:
+            return False  # (no chord, inline field or bar line between a grace group and its host)
         return not s.broken or can_start_note(s)
     if c == "(":
         s.ctx = PAREN
@@ -122,6 +124,8 @@ def music(s: TrackerState, c: str) -> bool:
         # abc2midi splits a staccato, trilled or rolled note: a grace group would outlast its host, and a tie
         # would find no note ("Could not find note to be tied")
         return False
+    if c in "!+" and s.strict and not can_start_note(s):
+        return False  # a decoration waits for its note, which must fit
     if c == "!" or c == "+":
         s.ctx = DECORATION
         s.deco_close = c
