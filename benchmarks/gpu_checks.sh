@@ -16,11 +16,11 @@ python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 
 
 checks=${*:-train decode}
 if [[ $checks == *train* ]]; then
-  echo "== CPT throughput, LLaMA-2-7B shape (issue 5)"
+  echo "== CPT throughput, LLaMA-2-7B shape"
   timeout 420 python3 benchmarks/train_throughput.py --shape 7b --device cuda --steps 16 --liger 2>&1 | tee "$OUT/train_throughput.txt"
 fi
 if [[ $checks == *decode* ]]; then
-  echo "== constrained decoding overhead, 7B shape (issue 10)"
+  echo "== constrained decoding overhead, 7B shape"
   timeout 240 python3 benchmarks/constrained_decoding.py --device cuda --shape 7b --model .gpu_tiny --no-quality \
     --batch 8 --max-new-tokens 128 2>&1 | tee "$OUT/constrained_decoding.txt"
 fi

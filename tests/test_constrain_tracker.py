@@ -89,7 +89,9 @@ CONTINUATIONS = [
     ("decoration", header("4/4"), ["!trill!A", "+trill+A", "~A", "TA"], ["!tr ill!", "!trill\n", "!fermata!", "H"]),
     ("slurs", header("4/4") + "(AB", [")c", ")(c)d"], ["(c)d)"]),  # abc2midi: "Slur within slur"
     ("unmatched slur end", header("4/4") + "AB", ["c", ")c", ")>c"], [")-c"]),
-    ("inline field", header("4/4") + "A2", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
+    ("inline field", header("4/4") + "A8|", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
+    ("inline field mid-bar", header("4/4") + "A2", ["B2", "[AB]"], ["[K:D]", "[M:3/4]"]),  # strict: at a bar's start
+    ("tie in a chord", header("4/4") + "[A", ["c]-[Ac]", "c]"], ["-c]", "c-]", "--"]),  # abc2midi: "Bad tie"
     (
         "no X: in the body",
         header("4/4") + "A8|\n",
@@ -175,7 +177,7 @@ def test_copies_are_independent():
     assert tracker.feed("B2c2d2|"), "a failed trial on a copy leaves the original usable"
 
 
-# constructions abc2midi rejects with an error that the trained tiny model wrote (measured, issue 10)
+# constructions abc2midi rejects with an error that the trained tiny model wrote (measured)
 def test_ties_join_notes_of_the_same_pitch():
     body = header("4/4") + "z8|"
     assert accepts(body, "A4-A4|") and accepts(body, "A8-|A8|") and accepts(body, "[CE]4-[CE]4|")

@@ -188,6 +188,8 @@ def left_bracket(s: TrackerState, c: str):
     if c in DIGITS:
         return start_ending(s, c) if s.after_bar else start_mid_bar_ending(s, c)
     if c.isascii() and c.isalpha() and c in INLINE_FIELDS and c not in NOTE_LETTERS:
+        if s.strict and not s.after_bar:
+            return False  # (strict: a change of key or meter at the start of a bar, where the music has room for it)
         if not clean_for_field(s, c):
             return False
         s.fletter = c

@@ -221,8 +221,10 @@ def chord(s: TrackerState, c: str) -> bool:
         return False  # abc2midi: "Malformed note" unless the decorated note follows at once ("[A L c]")
     if c == "]":
         return _close_chord(s)
-    if c == "-" or c == " ":
+    if c == " ":
         return True
+    if c == "-":
+        return not s.strict  # (strict: a tie goes after the chord; "[A--c]" is abc2midi's "Bad tie")
     if c in "()" and not s.strict:
         return _slur_inside(s, c)
     if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS):
