@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from chatmusician_hf.cli import main as cli
+from chatmusician_hf.errors import DatasetSourceError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -59,6 +62,8 @@ def test_cpt_preprocess_writes_blocks_that_cpt_reads_back(tmp_path, tiny_model_d
         64,
     )
     assert saved["input_ids"] == fresh["input_ids"] and len(saved) == train["blocks"]
+    with pytest.raises(DatasetSourceError, match="preprocessed for max_length 64, not 128; preprocess again"):
+        build_pretraining_dataset(DataArguments(dataset_name=str(out)), tokenizer, 128)
     assert cli(args) == 2  # an existing folder is not replaced without --overwrite
 
 

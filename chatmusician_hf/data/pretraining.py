@@ -18,7 +18,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import DatasetSourceError
 from . import augment, encoding, packing, piece_encoder, pretokenize, token_batches
 from .augment import add_transpositions, load_transpose_abc
 from .config import DataArguments, cache_dir, source_digest
@@ -138,13 +137,7 @@ def build_pretraining_dataset(data_args: DataArguments, tokenizer, max_length: i
     ``IterableDataset`` when ``data_args.streaming``). See the module docstring for the layout and the cache.
 
     When ``dataset_name`` is a ``chatmusician-hf preprocess --stage cpt`` folder, its blocks are used as they are."""
-    preprocessed = load_preprocessed(data_args, split, BLOCK_SCHEMA_FIELDS)
+    preprocessed = load_preprocessed(data_args, split, BLOCK_SCHEMA_FIELDS, max_length)
     if preprocessed is not None:
-        dataset, summary = preprocessed
-        if summary.get("max_length") != max_length:
-            raise DatasetSourceError(
-                f"{data_args.dataset_name}: packed to {summary.get('max_length')} tokens, but max_length is "
-                f"{max_length}; preprocess again with this max_length."
-            )
-        return dataset
+        return preprocessed
     return pack_pretraining(data_args, tokenizer, max_length, split)[0]

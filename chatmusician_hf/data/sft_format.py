@@ -138,15 +138,9 @@ def build_sft_dataset(
 ):
     """SFT rows of ``split`` as ``input_ids`` + ``assistant_masks`` (+ ``messages``), ready for TRL's SFTTrainer
     (see the module docstring)."""
-    preprocessed = load_preprocessed(data_args, split, SFT_OUTPUT_COLUMNS)
+    preprocessed = load_preprocessed(data_args, split, SFT_OUTPUT_COLUMNS, max_length)
     if preprocessed is not None:
-        dataset, summary = preprocessed
-        if summary.get("max_length") != max_length:
-            raise DatasetSourceError(
-                f"{data_args.dataset_name}: prepared for max_length {summary.get('max_length')}, not {max_length}; "
-                "preprocess again with this max_length."
-            )
-        return dataset
+        return preprocessed
     rows = load_rows(data_args, split, kind="sft")
     tokenized = tokenize_sft_rows(rows, tokenizer, max_length, max_prompt_length, data_args.num_proc)
     return tokenized.select_columns(list(SFT_OUTPUT_COLUMNS))

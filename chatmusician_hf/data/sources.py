@@ -402,9 +402,9 @@ def describe_sources(data_args: DataArguments, split: str) -> str:
     return hashlib.sha256(("|".join(parts) + repr(settings)).encode()).hexdigest()[:16]
 
 
-def load_preprocessed(data_args: DataArguments, split: str, columns: tuple[str, ...]):
-    """The split of a ``chatmusician-hf preprocess`` folder named by ``dataset_name``, with its summary, or None when
-    ``dataset_name`` is not such a folder."""
+def load_preprocessed(data_args: DataArguments, split: str, columns: tuple[str, ...], max_length: int):
+    """The split of a ``chatmusician-hf preprocess`` folder named by ``dataset_name``, or None when ``dataset_name``
+    is not such a folder; an error when the folder was prepared for another stage or another ``max_length``."""
     import json
 
     import datasets
@@ -427,4 +427,9 @@ def load_preprocessed(data_args: DataArguments, split: str, columns: tuple[str, 
         raise DatasetSourceError(
             f"{folder}: preprocessed for stage '{summary.get('stage')}', which has no {', '.join(missing)} column."
         )
-    return ds, summary
+    if summary.get("max_length") != max_length:
+        raise DatasetSourceError(
+            f"{folder}: preprocessed for max_length {summary.get('max_length')}, not {max_length}; "
+            "preprocess again with this max_length."
+        )
+    return ds
