@@ -87,8 +87,9 @@ CONTINUATIONS = [
     ("grace group", header("4/4") + "z8|{g", ["}A", "a}A", "/}"], ["|", "\n", "z}"]),
     ("chord symbol", header("4/4"), ['"Am"A', '"G7/B"B', '"^any text"A'], ['"H7"A', '"Am\n', '"Cfoo"']),
     ("decoration", header("4/4"), ["!trill!A", "+trill+A", "~A", "TA"], ["!tr ill!", "!trill\n", "!fermata!", "H"]),
-    ("slurs", header("4/4") + "(AB", [")c", ")(c)d"], ["(c)d)"]),  # abc2midi: "Slur within slur"
-    ("unmatched slur end", header("4/4") + "AB", ["c", ")c", ")>c"], [")-c"]),
+    ("slurs", header("4/4") + "(AB", [")c", ")(cd)"], ["(c)d)"]),  # abc2midi: "Slur within slur"
+    # strict: a slur holds two notes at least, and no ")" stands alone (abc2midi ignores both silently)
+    ("slur of one note", header("4/4") + "AB", ["(cd)", "(c>d)", "(cz)"], ["(c)", "()", ")c"]),
     ("inline field", header("4/4") + "A8|", ["[K:D]B2", "[M:3/4]"], ["[X:1]", "[M:3/x]", "[K:D\n"]),
     ("inline field mid-bar", header("4/4") + "A2", ["B2", "[AB]"], ["[K:D]", "[M:3/4]"]),  # strict: at a bar's start
     ("tie in a chord", header("4/4") + "[A", ["c]-[Ac]", "c]"], ["-c]", "c-]", "--"]),  # abc2midi: "Bad tie"
@@ -142,7 +143,7 @@ def test_tune_end_rules():
     assert not tracker_after(body + "A8|(3AB").can_end(), "unfinished triplet"
     assert not tracker_after(body + "|:A8|").can_end(), "abc2midi: Missing :| at end of tune"
     assert not tracker_after(body + "A>").can_end(), "broken rhythm without its second note"
-    assert not tracker_after(body + "A8|(B8").can_end() and tracker_after(body + "A8|(B8)|").can_end(), "open slur"
+    assert not tracker_after(body + "A8|(B8").can_end() and tracker_after(body + "A8|(B4B4)|").can_end(), "open slur"
 
 
 def test_pickup_bar_and_strictness_of_first_bar():
@@ -246,7 +247,7 @@ HEADERS_FOR_WALKS = [
 def test_every_accepted_state_can_complete_the_tune():
     """The invariant the logits processor relies on: from every state the tracker accepts, a legal completion
     ends the tune (no dead end, no trap). Random walks reach states no hand-written case would. The search is
-    bounded and misses some states (measured 92 of 4,000 under the whole-tune rules: bars that only notes of
+    bounded and misses some states (measured 56 of 4,000 under the whole-tune rules: bars that only notes of
     lengths abcm2ps draws may fill, mostly after tuplets and grace groups); the processor copes with those by
     keeping, in the last steps and inside tuplets and broken rhythms, only tokens after which a completion is
     found (the fuzz of tests/test_constrain_processor.py meets no dead end)."""
@@ -261,15 +262,17 @@ def test_every_accepted_state_can_complete_the_tune():
             end = tracker.copy()
             assert end.feed(completion) and end.can_end(), completion
     assert checked == 4000
-    assert failed <= checked // 40, f"{failed} of {checked} states have no completion found"
+    assert failed <= checked // 50, f"{failed} of {checked} states have no completion found"
 
 
 def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     """No false rejections of real tunes in lenient mode. Measured over the whole music21 corpus (the tunes abc2midi
     accepts with no musical error and no bar warning, 7,452): lenient mode (abc2midi's own tolerance) accepts every
     one; strict mode (what the logits processor writes: whole tunes only abc2midi and abcm2ps read without a
-    message) 67.2%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
-    lines before a full bar (633), ``::``/``:|`` splitting bars (306), slurs within slurs, backquotes, a broken
+    message) 61.0%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
+    lines before a full bar (633), ``::``/``:|`` splitting bars (306), a second ``:|`` with no ``|:`` between (273:
+    abc2midi warns "Assuming repeat"), headers that repeat a field or pad one (183: empty values, double spaces,
+    tabs, more than two titles, 16 lines or 400 characters), slurs over one note, slurs within slurs, backquotes, a broken
     rhythm on lengths abcm2ps cannot draw, fermatas, quoted text that is not a chord symbol, undefined reserved
     letters and old notation; ``python -m chatmusician_hf.constrain.corpus_check`` lists them."""
     from chatmusician_hf.constrain.corpus_check import measure_corpus
@@ -279,7 +282,7 @@ def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     print("\n" + report.summary())
     assert report.valid > 7_000
     assert report.accepted_lenient == report.valid, [r for r in report.rejected if r[1] == "lenient"]
-    assert report.accepted_strict >= 0.665 * report.valid
+    assert report.accepted_strict >= 0.60 * report.valid
 
 
 # variant endings: abc2midi's pass logic (store.c fixreps, genmidi.c writetrack), probed with abc2midi 4.84
@@ -343,9 +346,9 @@ def test_broken_rhythm_and_tie_across_a_line_break():
 
 def test_unmatched_slur_end_is_ignored():
     body = header("4/4") + "z8|"
-    assert accepts(body, "(3ABc) A6|") and accepts(body, "AB) c6|")
+    assert accepts(body, "(3ABc) A6|", strict=False) and accepts(body, "AB) c6|", strict=False)
     assert _parses("z8|(3ABc) A6|AB) c6|]")
-    assert not accepts(body, "AB) c7 "), "the bar is still checked"
+    assert not accepts(body, "(3ABc) ") and not accepts(body, "AB) "), "strict mode writes no stray )"
 
 
 def test_old_line_break_bang():
@@ -511,7 +514,8 @@ def test_a_decoration_in_a_chord_is_followed_by_its_note():
     for bad in ["[A L c]", "[A L]", "[A L-"]:  # abc2midi: "Malformed note"
         assert not accepts(body, bad), bad
         assert not _parses(f"z8|{bad.rstrip('-]')}]8|]")
-    assert accepts(body, "[A Lc]8|") and _parses("z8|[A Lc]8|]")
+    assert accepts(body, "[A Lc]8|", strict=False) and _parses("z8|[A Lc]8|]")
+    assert not accepts(body, "[A Lc]") and accepts(body, "L[Ac]8|"), "strict: decorations go before the chord"
 
 
 def test_a_blank_line_after_a_continuation_still_ends_the_tune():

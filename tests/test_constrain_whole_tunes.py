@@ -96,12 +96,90 @@ GRACE_CUT = ["{d}g1/4 z7 z3/4|", "{D2B4B2}z2 z6|", "{dd}g/ z7 z/|", "{d}[ce] z7|
 GRACE_KEPT = ["{d}g/ z7 z/|", "{D2B4B2}z6 z2|", "{g}A2 B6|"]
 
 
+def abc2midi_output(body: str, folder) -> str:
+    (folder / "tune.abc").write_text(HEADER + body + "\n", encoding="utf-8")
+    result = subprocess.run(
+        ["abc2midi", "tune.abc", "-o", "tune.mid"], cwd=folder, capture_output=True, text=True, timeout=30
+    )
+    return result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("body", GRACE_CUT + GRACE_KEPT)
 def test_a_grace_group_is_shorter_than_four_times_its_host(body, tmp_path):
-    (tmp_path / "tune.abc").write_text(HEADER + body + "\n", encoding="utf-8")
-    result = subprocess.run(
-        ["abc2midi", "tune.abc", "-o", "tune.mid"], cwd=tmp_path, capture_output=True, text=True, timeout=30
-    )
-    cut = "Grace sequence exceeds host note" in result.stdout + result.stderr
+    cut = "Grace sequence exceeds host note" in abc2midi_output(body, tmp_path)
     assert accepts(HEADER + body + "\n") == (body in GRACE_KEPT)
     assert cut or body in GRACE_KEPT or "[" in body or ">" in body, "strict mode refuses a host abc2midi takes"
+
+
+# abc2midi's fixreps: a :| after a closed repeat, with no |: or :: since, draws "Assuming repeat" (and a replay of
+# bars nobody meant to repeat); after a variant ending anywhere in the tune it stays silent.
+REPEAT_ASSUMED = ["|:A8:|B8:|", "A8:|B8:|", "|:A8:|B8||c8:|"]
+REPEAT_STARTED = ["|:A8:|B8|:c8:|", "A8::B8:|", "|:A8|1B8:|2c8:|d8:|", "A8:|B8|"]
+
+
+@pytest.mark.parametrize("body", REPEAT_ASSUMED + REPEAT_STARTED)
+def test_an_end_repeat_needs_its_start_repeat(body, tmp_path):
+    assumed = "Assuming repeat" in abc2midi_output(body, tmp_path)
+    assert assumed == (body in REPEAT_ASSUMED), "the case list no longer matches abc2midi"
+    assert accepts(HEADER + body) == (not assumed)
+    assert AbcTracker(strict=False).feed(HEADER + body), "lenient mode reads what abc2midi plays"
+
+
+def test_the_header_states_each_musical_field_once_and_holds_no_music():
+    """The tiny model, left to itself, spent its budget on `Q:` after `Q:` and wrote its bars into `T:`."""
+    for field in ("M:4/4", "L:1/8", "Q:1/4=120", "R:reel", "C:Irish"):
+        assert not accepts(f"X:1\n{field}\n{field}\n"), field
+    assert accepts("X:1\nT:The Gars\nT:or, The Gows\nC:Trad.\nM:4/4\nL:1/8\nQ:1/4=120\nR:reel\nK:D\n")
+    assert not accepts("X:1\nT:The Regt.\nT:The Bapoery.\nT:Lairs Ilin\n"), "two titles at most"
+    assert accepts("X:1\n" + "N:a note\n" * 15) and not accepts("X:1\n" + "N:a note\n" * 16), "16 header lines"
+    required = read_abc_header("M:6/8 K:D L:1/8")
+    assert accepts("X:1\n" + "N:a note\n" * 12 + "M:6/8\nL:1/8\nK:D\n", required), "room is kept for them"
+    assert not accepts("X:1\n" + "N:a note\n" * 14, required)
+    assert not accepts("X:1\nT:fe|d>ed") and not accepts("X:1\nA:1:|") and not accepts(HEADER + BAR + "\nT:B|")
+    assert AbcTracker(strict=False).feed("X:1\nQ:1/4=120\nQ:1/4=100\nT:fe|d>ed\n"), "abc2midi reads both"
+
+
+# abc2midi plays a staccato, trilled or breath-marked note as a note and a rest (or an ornament), and then finds no
+# note to tie: strict mode ties no decorated note.
+DECORATED_TIES = ["A7 .f-|f z7|", "A7 Tf-|f z7|", "A7 !trill!f-|f z7|", "A7 !breath!f-|f z7|"]
+
+
+@pytest.mark.parametrize("body", DECORATED_TIES + ["A7 f-|f z7|"])
+def test_no_tie_after_a_decorated_note(body, tmp_path):
+    messages = [line for line in abc2midi_output(body, tmp_path).splitlines() if line.startswith(("Error", "Warning"))]
+    assert bool(messages) == (body in DECORATED_TIES), "the case list no longer matches abc2midi"
+    assert accepts(HEADER + body) == (body not in DECORATED_TIES)
+
+
+# A length after a chord: abcm2ps multiplies its notes' lengths by it, abc2midi (store.c event_chordoff) replaces
+# them with it, so "[A2c2]/" is a unit to one and half a unit to the other. Strict mode writes it only after notes
+# of one unit, where both agree.
+CHORD_LENGTHS_CLASH = ["z8|A6 [A2c2]/ z|", "z8|A4 [A2c2]2/2 z2|"]
+CHORD_LENGTHS_AGREE = ["z8|A6 [Ac]/ z z/|", "z8|A6 [A2c2]|", "z8|A4 [Ac]2 z2|"]
+
+
+@pytest.mark.parametrize("body", CHORD_LENGTHS_CLASH + CHORD_LENGTHS_AGREE)
+def test_a_length_after_a_chord_only_where_the_tools_agree(body, tmp_path):
+    warned = "time units" in abc2midi_output(body, tmp_path)
+    assert warned == (body in CHORD_LENGTHS_CLASH), "the case list no longer matches abc2midi"
+    assert accepts(HEADER + body) == (not warned)
+
+
+def test_chords_hold_a_hand_of_notes_of_one_length():
+    """The untrained model's chords ran on for a line ("[eed_C ac FGFE.C.A ...]"): abc2midi, "Too many notes in
+    chord" and "unequal notes in chord"."""
+    body = HEADER + "z8|A6 "
+    assert accepts(body + "[Aceg]2|") and accepts(body + "L[Ac]2|")
+    for bad in ("[Ac eg]", "[A.c]", "[AcegB]", "[A(c]"):
+        assert not accepts(body + bad), bad
+    assert not accepts(HEADER + "z8|A7 [F2"), "a chord longer than a unit takes no length after it: it must fit"
+    assert accepts(HEADER + "z8|A7 [Fd]/ z/|")
+
+
+def test_no_directive_hides_in_a_comment(tmp_path):
+    """abc2midi obeys "%%MIDI" after music on its line (the SentencePiece fuzz wrote "( %%MIDI dfe call."):
+    strict mode writes no "%" inside a comment."""
+    body = "A8| %%MIDI dfe call.\nA8|"
+    assert 'command "dfe" not recognized' in abc2midi_output(body, tmp_path)
+    assert accepts(HEADER + "A8| % a plain comment\nA8|") and not accepts(HEADER + body)
+    assert not accepts("X:1\n%%MIDI program 1\n") and AbcTracker(strict=False).feed(HEADER + body)

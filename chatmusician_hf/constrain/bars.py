@@ -128,6 +128,8 @@ def bar(s: TrackerState, kind: str) -> bool:
         return False  # abc2midi: "found another |: after a |:"
     if kind == DOUBLE_REP and s.repeat_closed and not s.expect_repeat:
         return False  # abc2midi: "found :: before |:"
+    if kind == REP_BAR and s.strict and _assumes_repeat(s):
+        return False
     if s.skip_open and (kind in (BAR_REP, DOUBLE_REP) or (kind == REP_BAR and s.expect_repeat)):
         return False  # abc2midi skips an ending not played on this pass with the bar line that ends it
     if s.in_varend and s.expect_repeat and kind not in (SINGLE, REP_BAR, DOUBLE_REP) and _mid_bar(s):
@@ -168,6 +170,14 @@ def bar(s: TrackerState, kind: str) -> bool:
         start_repeat(s)
         s.expect_repeat = False
     return not (s.strict and s.expect_repeat) or repeat_can_close(s)
+
+
+def _assumes_repeat(s: TrackerState) -> bool:
+    """A ``:|`` after a closed repeat with no ``|:`` or ``::`` since: abc2midi's fixreps warns "Assuming repeat" and
+    turns the last ``||`` or ``:|`` into the start of the repeat. It stays silent once the tune has a variant ending
+    (fixreps counts endings over the whole tune, never resetting), and before the voice's first repeat sign (a
+    ``|:`` is put at the voice's start)."""
+    return not s.expect_repeat and s.seen_repeat and not s.endings_seen
 
 
 def _mid_bar(s: TrackerState) -> bool:

@@ -135,6 +135,7 @@ def _fills(s: TrackerState):
         return
     if s.slur:
         yield ")"
+        yield from (rest + ")" for rest in islice(_rests(s), 2))  # (strict: a slur holds two notes at least)
     if not s.expect_repeat:
         if s.after_bar and not s.bar and bars_missing(s):
             yield _bar_of_rest(s) * bars_missing(s)

@@ -91,6 +91,8 @@ def music(s: TrackerState, c: str) -> bool:
         s.ctx = PAREN
         return s.slur < slur_depth(s) and (not s.broken or can_start_note(s))
     if c == ")":
+        if s.strict and (not s.slur or s.n_elements - s.slur_from < 2):
+            return False  # an unmatched ")", a slur over one note or none: zero-length filler, not phrasing
         # abc2midi ignores an unmatched ")" without a message (after a tuplet "(3ABc)", say)
         s.slur = max(0, s.slur - 1)
         return True
@@ -102,6 +104,9 @@ def music(s: TrackerState, c: str) -> bool:
         s.prev_element = False
         if s.strict and not s.last_pitches:
             return False  # a tied rest
+        if s.strict and s.deco_at == s.n_elements - 1:
+            return False  # a decorated note: abc2midi plays it split and finds no note to tie ("Cannot find note
+            # before tie", "Could not find note to be tied")
         s.tie = s.last_pitches  # abc2midi: "Could not find note to be tied" unless the next note matches
         return True
     if c == '"':
@@ -126,6 +131,8 @@ def music(s: TrackerState, c: str) -> bool:
         return False
     if c in "!+" and s.strict and not can_start_note(s):
         return False  # a decoration waits for its note, which must fit
+    if c in "!+" or c in DECORATION_SHORTCUTS:
+        s.deco_at = s.n_elements
     if c == "!" or c == "+":
         s.ctx = DECORATION
         s.deco_close = c
@@ -209,6 +216,7 @@ def paren(s: TrackerState, c: str):
     if s.slur >= slur_depth(s):
         return False
     s.slur += 1  # (a slur may open between the notes of a broken rhythm or a tie: "a(<f", "A4(-A4)")
+    s.slur_from = s.n_elements
     s.ctx = MUSIC
     return AGAIN
 

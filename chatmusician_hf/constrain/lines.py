@@ -91,7 +91,8 @@ def body_letter(s: TrackerState, c: str):
 def comment(s: TrackerState, c: str) -> bool:
     if c == "\n":
         s.ctx = BODY_LINE_START
-    return True
+    # strict: no "%" in a comment; abc2midi reads "%%MIDI ..." as a directive even after music on its line
+    return not (s.strict and c == "%")
 
 
 def continuation(s: TrackerState, c: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from quicktions import Fraction
 
 from ..abc.lengths import drawable, note_length
-from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS, STRICT_SHORTCUTS
+from ..abc.lexicon import ACCIDENTALS, DECORATION_SHORTCUTS, DIGITS, NOTE_LETTERS
 from .durations import (
     GRACE_SHARE,
     MAX_STRICT_SLASHES,
@@ -38,6 +38,7 @@ from .state import (
 NOTE, REST, CHORD_ELEMENT, MULTI_REST = "note", "rest", "chord", "mrest"
 # The characters that continue a note, rest or chord being read (its length and octave marks); any other ends it.
 ELEMENT_CHARS = DIGITS | frozenset("/,'")
+MAX_CHORD_NOTES = 4  # (strict mode: what one hand plays; abc2midi: "Too many notes in chord" past its limit)
 MAX_SLUR_DEPTH = 4  # (strict mode: 1, abc2midi warns "Slur within slur")
 MAX_OCTAVE_MARKS = 3  # c''' and C,,, span abc2midi's MIDI range; strict mode writes no more
 
@@ -161,8 +162,9 @@ def finish_element(s: TrackerState) -> bool:
         return False
     if kind == MULTI_REST:
         return _add_multi_rest(s, int(s.el_len or 1))
-    if kind == CHORD_ELEMENT:
-        multiplier *= s.chord_first
+    if kind == CHORD_ELEMENT and s.el_len in ("", "1"):
+        multiplier = s.chord_first  # abc2midi (store.c event_chordoff): a chord lasts as long as its first note,
+        # unless a length follows it, which then replaces its notes' lengths ("[A2c2]/" is half a unit)
     return add_element(s, kind != CHORD_ELEMENT, s.unit * multiplier)
 
 
@@ -209,6 +211,7 @@ def open_chord(s: TrackerState) -> bool:
     s.deco_pending = False
     s.chord_first = None
     s.chord_pitches = frozenset()
+    s.chord_notes = 0
     s.ctx = CHORD
     s.after_bar = False
     return True
@@ -221,16 +224,17 @@ def chord(s: TrackerState, c: str) -> bool:
         return False  # abc2midi: "Malformed note" unless the decorated note follows at once ("[A L c]")
     if c == "]":
         return _close_chord(s)
+    if s.strict:
+        return False  # (strict: no spaces, ties, slurs or decorations inside a chord: abc2midi reads some of them
+        # as notes of unequal length, and a chord then runs on: "[eed_C ac FGFE.C.A ...]")
     if c == " ":
         return True
-    if c == "-":
-        return not s.strict  # (strict: a tie goes after the chord; "[A--c]" is abc2midi's "Bad tie")
-    if c in "()" and not s.strict:
+    if c in "()":
         return _slur_inside(s, c)
-    if c in (STRICT_SHORTCUTS if s.strict else DECORATION_SHORTCUTS):
-        s.deco_pending = s.strict
+    if c in DECORATION_SHORTCUTS:
+        s.deco_at = s.n_elements
         return True
-    return False
+    return c == "-"
 
 
 def _slur_inside(s: TrackerState, c: str) -> bool:
@@ -244,11 +248,24 @@ def _slur_inside(s: TrackerState, c: str) -> bool:
 
 def _pitch_start(s: TrackerState, c: str) -> bool:
     """A note letter or an accidental inside a chord or a grace group."""
+    if s.chord:
+        if s.strict and not _chord_has_room(s, c):
+            return False
+        s.chord_notes += 1
     if c in NOTE_LETTERS:
         return start_note(s, c, NOTE)
     s.acc = c
     s.ctx = ACCIDENTAL
     return True
+
+
+def _chord_has_room(s: TrackerState, c: str) -> bool:
+    """Strict mode: a note may start in the chord while the notes a tie waits for still fit after it."""
+    waiting = s.tie - s.chord_pitches
+    left = MAX_CHORD_NOTES - s.chord_notes
+    if len(waiting) < left:
+        return True
+    return len(waiting) == left and any(pitch[0] == c for pitch in waiting)
 
 
 def _close_chord(s: TrackerState) -> bool:

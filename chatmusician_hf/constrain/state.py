@@ -55,7 +55,7 @@ COLON_BAR = "colon_bar"  # ":|"
 VOICE_FIELDS = (
     "bar", "barno", "seg", "segs", "rep_barno", "expect_repeat", "repeat_closed", "bar_len", "meter_num", "unit",
     "last", "last_drawn", "slur", "after_bar", "tup_left", "tup_factor", "tup_note", "pass_no", "seen_repeat",
-    "in_varend", "skip_open", "pickup", "bar_lines", "last_bar",
+    "in_varend", "skip_open", "pickup", "bar_lines", "last_bar", "slur_from",
 )  # fmt: skip
 EXPECT_REPEAT = VOICE_FIELDS.index("expect_repeat")
 SLUR = VOICE_FIELDS.index("slur")
@@ -97,8 +97,10 @@ class TrackerState:
         self.voice = ""
         self.first_voice: str | None = None
         self.n_elements = 0
+        self.deco_at = -1  # n_elements when the last decoration was read (abc2midi splits decorated notes)
         self.el_pitch = ""  # letter and octave marks of the note being read (ties join notes of the same pitch)
         self.chord_pitches: frozenset[str] = frozenset()
+        self.chord_notes = 0  # notes begun in the open chord
         self.last_pitches: frozenset[str] = frozenset()  # pitches of the last element (none for a rest)
         self.tie: frozenset[str] = frozenset()  # pitches a "-" tie waits for: the next element must hold them
         self.header_parts: frozenset[str] = frozenset()  # parts named by the header's P: (ABA)
@@ -127,6 +129,9 @@ class TrackerState:
         self.graced_last = False  # the last element was a grace group's host (strict mode: no broken rhythm on it)
         self.endings_seen = False  # a variant ending was written in the tune (abc2midi checks only the first)
         self.written_fields: frozenset[str] = frozenset()  # the header's field codes written so far
+        self.header_fields = 0  # field lines in the header so far
+        self.header_chars = 0  # their characters
+        self.titles = 0  # T: lines among them
         # A chord symbol was written, so abc2midi plays an accompaniment track, whose last chord can sound past the
         # end of the track ("Sustained notes beyond end of track") where the tune ends off the beat; and the last
         # bar line closed a bar off the beat (a short final bar, a pickup)
@@ -152,6 +157,7 @@ class TrackerState:
         self.last = None  # (plain note?, duration, was right side of a broken pair) of the last element
         self.last_drawn = ZERO  # the written length of the last element, in whole notes: what abcm2ps draws
         self.slur = 0
+        self.slur_from = 0  # n_elements where the open slur began
         self.after_bar = True
         self.tup_left = 0
         self.tup_factor = Fraction(1)
