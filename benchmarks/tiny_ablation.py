@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -29,27 +30,41 @@ from chatmusician_hf.quickstart import Quickstart, QuickstartArguments
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_recipes(variant: dict, folder: Path, data_dir: Path | None) -> Path:
-    """recipes/tiny/{cpt,sft}.yaml with the variant's overrides (and its own data files, if it has any)."""
+def write_recipes(variant: dict, folder: Path, data: dict[str, Path]) -> Path:
+    """recipes/tiny/{cpt,sft}.yaml with the variant's overrides (and its own data files, where it has any)."""
     folder.mkdir(parents=True, exist_ok=True)
     for stage in ("cpt", "sft"):
         recipe = yaml.safe_load((REPO / "recipes" / "tiny" / f"{stage}.yaml").read_text())
         recipe.update(variant.get(stage, {}))
-        if data_dir is not None:
-            recipe["dataset_name"] = str(data_dir / stage)
+        if stage in data:
+            recipe["dataset_name"] = str(data[stage])
         (folder / f"{stage}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     return folder
 
 
-def run_variant(name: str, work_dir: Path, **overrides) -> dict:
+def share_cpt(out: Path, source: Path) -> None:
+    """Start ``out`` from ``source``'s finished init-tiny and CPT steps (a variant that changes only SFT)."""
+    if not (source / "steps" / "cpt.json").is_file():
+        raise SystemExit(f"{source}: its CPT has not finished; run that variant first")
+    (out / "steps").mkdir(parents=True, exist_ok=True)
+    for folder in ("tiny-base", "cpt"):
+        if not (out / folder).exists():
+            (out / folder).symlink_to(source / folder)
+    for step in ("init-tiny", "cpt"):
+        shutil.copy(source / "steps" / f"{step}.json", out / "steps" / f"{step}.json")
+
+
+def run_variant(name: str, work_dir: Path, runs: dict[str, Path], **overrides) -> dict:
     """init-tiny, CPT, SFT, merge and plain sampling on the held-out prompts, as the quickstart runs them."""
     from chatmusician_hf.tiny import InitTinyArguments
     from chatmusician_hf.tiny import main as init_tiny
 
     variant = VARIANTS[name]
     out = work_dir / name
-    data_dir = variant_data(variant.get("data", "default"), work_dir / "data")
-    recipes = write_recipes(variant, out / "recipes", data_dir)
+    if "same_cpt_as" in variant:
+        share_cpt(out, runs.get(variant["same_cpt_as"], work_dir / variant["same_cpt_as"]))
+    data = variant_data(variant.get("data", "default"), work_dir / "data")
+    recipes = write_recipes(variant, out / "recipes", data)
     quickstart = Quickstart(QuickstartArguments(output_dir=str(out), recipes_dir=str(recipes), **overrides))
     paths = quickstart.paths
 
@@ -146,7 +161,7 @@ def main() -> None:
         for name in args.variants:
             if runs[name] == work_dir / name:
                 print(f"\n=== {name}: {VARIANTS[name]['about']}", flush=True)
-                run_variant(name, work_dir, **(smoke if args.smoke else {}))
+                run_variant(name, work_dir, runs, **(smoke if args.smoke else {}))
     print(table(work_dir, runs))
 
 

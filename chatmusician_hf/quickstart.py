@@ -158,10 +158,17 @@ class Quickstart:
                 model=str(self.paths["merged"]), dataset=self.args.benchmark_data or str(sample_path), mode="ppl",
                 shots=0, output_dir=str(self.paths["eval"])))
         quality = self._abc_quality()
+        collections: dict[str, int] = {}
+        for row in self._held_out_prompts():
+            name = row["id"].split("/")[1]  # music21/<collection>/<file>#<n>/text_to_abc
+            collections[name] = collections.get(name, 0) + 1
+        measured_on = {"prompts": sum(collections.values()), "collections": collections,
+                       "max_new_tokens": self.args.max_new_tokens, "fields_compared": ["K", "M", "L"]}
         bpc = {name: self._held_out_bits_per_character(path) for name, path in (
             ("untrained", self.paths["tiny-base"]), ("after CPT", self.cpt_model), ("after SFT", self.paths["merged"]))}
         accuracy = {name: acc for name, _, _, acc in accuracy_rows(report["results"])}
-        return {"music_theory_bench": accuracy, "abc_quality": quality, "held_out_bits_per_character": bpc}
+        return {"music_theory_bench": accuracy, "abc_quality": quality, "abc_quality_measured_on": measured_on,
+                "held_out_bits_per_character": bpc}
 
     def example(self) -> dict:
         from .inference import GenerationArguments, ModelArguments, fit_prompt, generate_batch, load_model
@@ -208,6 +215,14 @@ class Quickstart:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         return round(bits_per_character(model, tokenizer, held_out_tunes()), 4)
 
+    def _held_out_prompts(self) -> list[dict]:
+        """The first ``eval_prompts`` held-out text-to-ABC rows (their tunes are in no training row)."""
+        from .data.config import default_cache_dir
+        from .data.tasks import cached_music21_tasks
+
+        rows = cached_music21_tasks(default_cache_dir())["validation"]
+        return [row for row in rows if row["src"].endswith("text_to_abc")][: self.args.eval_prompts]
+
     def _abc_quality(self, decodings: tuple[str, ...] = ("none", "abc")) -> dict:
         """abc_quality of the held-out real tunes and of the merged model's answers with each ``--constrain`` choice."""
         from .data.config import default_cache_dir
@@ -217,7 +232,7 @@ class Quickstart:
         from .metrics import load_metric
 
         tasks = cached_music21_tasks(default_cache_dir())
-        held_out = [row for row in tasks["validation"] if row["src"].endswith("text_to_abc")][: self.args.eval_prompts]
+        held_out = self._held_out_prompts()
         real = [row["output"] for row in held_out]
         requested = [{k: v for k, v in split_header(tune)[0] if k in ("K", "M", "L")} for tune in real]
         train_tunes = [row["output"] for row in tasks["train"] if row["src"].endswith("text_to_abc")]

@@ -73,7 +73,12 @@ def report_markdown(out: Path, results: dict, prompt: str, sampling: dict) -> st
     if quality:
         columns = [c for c in QUALITY_COLUMNS if any(c in row for row in quality.values())]
         settings = ", ".join(f"{k} {v}" for k, v in sampling.items() if k != "do_sample")
+        measured = evaluation.get("abc_quality_measured_on") or {}
+        where = ", ".join(f"{name} {n}" for name, n in measured.get("collections", {}).items())
         lines += ["", "## ABC quality on held-out text-to-ABC prompts", "",
+                  *([f"Measured on {measured['prompts']} held-out prompts (collections: {where}), answers of at most "
+                     f"{measured['max_new_tokens']} tokens; header adherence compares the "
+                     f"{', '.join(measured['fields_compared'])} each prompt asks for. "] if measured else []),
                   f"Sampled with ChatMusician's generation defaults ({settings}); music-aware decoding adds "
                   "`--constrain abc` to the same sampling.", "",
                   *_table(["source", *columns], [[name, *(_fmt(row.get(c)) for c in columns)]

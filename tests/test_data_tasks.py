@@ -102,3 +102,25 @@ def test_build_is_deterministic_and_split_by_tune():
     with pytest.raises(ValueError, match="unknown task families"):
         build_music21_tasks(families=("harmonize",))
     assert set(FAMILIES) == {"text_to_abc", "continuation", "form", "transpose", "question"}
+
+
+def test_train_tunes_are_also_asked_for_in_other_keys():
+    """Each train tune gives text-to-ABC rows in two more keys, its Key line moved with it; held-out rows do not."""
+    tasks = build_music21_tasks(seed=3, max_tunes=30, families=("text_to_abc",), key_transpositions=2)
+    by_tune: dict[str, list[dict]] = {}
+    for row in tasks["train"]:
+        by_tune.setdefault(row["id"].rsplit("/", 1)[0], []).append(row)
+    assert sum(len(rows) == 3 for rows in by_tune.values()) >= 25
+    for rows in by_tune.values():
+        original, *others = rows
+        keys = {dict(split_header(row["output"])[0])["K"] for row in rows}
+        assert len(keys) == len(rows), "each row is in its own key"
+        for row in others:
+            key = dict(split_header(row["output"])[0])["K"]
+            assert f"Key {key}" in row["input"].split("\n")
+            assert [line.split(" ", 1)[0] for line in row["input"].split("\n")] == [
+                line.split(" ", 1)[0] for line in original["input"].split("\n")
+            ], "the same fields, in the same order"
+    assert all(row["id"].endswith("/text_to_abc") for row in tasks["validation"])
+    plain = build_music21_tasks(seed=3, max_tunes=30, families=("text_to_abc",), key_transpositions=0)
+    assert len(plain["train"]) == len(by_tune)
