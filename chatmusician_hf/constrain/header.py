@@ -201,9 +201,9 @@ def _text_char_ok(s: TrackerState, letter: str, c: str) -> bool:
     """Strict mode: a header value is one line of plain text, not a place to pour music or padding into."""
     if c == "|" and letter not in GRAMMAR_FIELDS and letter not in BAR_TEXT_FIELDS:
         return False  # a title or a source holding bars is music written where it is not read as music
-    if s.mode != HEADER or letter in GRAMMAR_FIELDS:
-        return True
-    return c != "\t" and not (c == " " and s.fbuf.endswith(" ")) and len(s.fbuf) < MAX_TEXT_VALUE_CHARS
+    if s.mode != HEADER or letter in GRAMMAR_FIELDS or letter == "N":
+        return True  # (notes are prose, as long as the transcriber's)
+    return c != "\t" and not (c == " " and s.fbuf.endswith("  ")) and len(s.fbuf) < MAX_TEXT_VALUE_CHARS
 
 
 def _grammar(s: TrackerState, letter: str):
