@@ -269,9 +269,9 @@ def test_tracker_accepts_the_corpus_tunes_abc2midi_accepts():
     """No false rejections of real tunes in lenient mode. Measured over the whole music21 corpus (the tunes abc2midi
     accepts with no musical error and no bar warning, 7,452): lenient mode (abc2midi's own tolerance) accepts every
     one; strict mode (what the logits processor writes: whole tunes only abc2midi and abcm2ps read without a
-    message) 61.0%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
+    message) 62.3%. Strict mode refuses on purpose ``I:`` instructions (951 tunes), short bars in mid-tune and bar
     lines before a full bar (633), ``::``/``:|`` splitting bars (306), a second ``:|`` with no ``|:`` between (273:
-    abc2midi warns "Assuming repeat"), headers that repeat a field or pad one (183: empty values, double spaces,
+    abc2midi warns "Assuming repeat"), headers that repeat a field or pad one (84: empty values, runs of spaces,
     tabs, more than two titles, 16 lines or 400 characters), slurs over one note, slurs within slurs, backquotes, a broken
     rhythm on lengths abcm2ps cannot draw, fermatas, quoted text that is not a chord symbol, undefined reserved
     letters and old notation; ``python -m chatmusician_hf.constrain.corpus_check`` lists them."""
