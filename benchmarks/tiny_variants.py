@@ -43,6 +43,14 @@ VARIANTS: dict[str, dict] = {
         "about": "SFT 400 steps at learning rate 3e-3 (the embedded default)",
         "init": ATOMS, "same_cpt_as": "atoms-music-only",
     },
+    "sft-800": {
+        "about": "SFT 800 steps at learning rate 3e-3",
+        "init": ATOMS, "sft": {"max_steps": 800}, "same_cpt_as": "atoms-music-only",
+    },
+    "cpt-480": {
+        "about": "CPT 480 steps (two passes over the corpus), then the default SFT",
+        "init": ATOMS, "cpt": {"max_steps": 480},
+    },
     "other-keys": {
         "about": "sft-400, each train tune also asked for in two other keys",
         "init": ATOMS, "same_cpt_as": "atoms-music-only", "data": "other-keys",
