@@ -113,15 +113,13 @@ class Quickstart:
     def data(self) -> dict:
         from transformers import AutoTokenizer
 
-        from .data.config import DataArguments, default_cache_dir
+        from .data.config import DataArguments
         from .data.pretraining import pack_pretraining
-        from .data.tasks import cached_music21_tasks
 
         tokenizer = AutoTokenizer.from_pretrained(self.paths["tiny-base"])
         max_length = int(self._recipe("cpt")["max_length"])
         _, stats = pack_pretraining(DataArguments(dataset_name="music21"), tokenizer, max_length, "train")
-        tasks = cached_music21_tasks(default_cache_dir())
-        return {"pretraining": stats.to_dict(), "sft_rows": {split: len(ds) for split, ds in tasks.items()}}
+        return {"pretraining": stats.to_dict(), "sft_rows": {split: len(ds) for split, ds in self.tasks.items()}}
 
     def train(self, stage: str, model: Path) -> dict:
         recipe = self._recipe_reference(stage)
@@ -159,7 +157,7 @@ class Quickstart:
                 shots=0, output_dir=str(self.paths["eval"])))
         quality = self._abc_quality()
         collections: dict[str, int] = {}
-        for row in self._held_out_prompts():
+        for row in self.held_out_prompts:
             name = row["id"].split("/")[1]  # music21/<collection>/<file>#<n>/text_to_abc
             collections[name] = collections.get(name, 0) + 1
         measured_on = {"prompts": sum(collections.values()), "collections": collections,
@@ -215,27 +213,31 @@ class Quickstart:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         return round(bits_per_character(model, tokenizer, held_out_tunes()), 4)
 
-    def _held_out_prompts(self) -> list[dict]:
-        """The first ``eval_prompts`` held-out text-to-ABC rows (their tunes are in no training row)."""
+    @cached_property
+    def tasks(self):
+        """The music21 task set SFT trains on, with its held-out split."""
         from .data.config import default_cache_dir
         from .data.tasks import cached_music21_tasks
 
-        rows = cached_music21_tasks(default_cache_dir())["validation"]
+        return cached_music21_tasks(default_cache_dir())
+
+    @cached_property
+    def held_out_prompts(self) -> list[dict]:
+        """The first ``eval_prompts`` held-out text-to-ABC rows (their tunes are in no training row)."""
+        rows = self.tasks["validation"]
         return [row for row in rows if row["src"].endswith("text_to_abc")][: self.args.eval_prompts]
 
     def _abc_quality(self, decodings: tuple[str, ...] = ("none", "abc")) -> dict:
         """abc_quality of the held-out real tunes and of the merged model's answers with each ``--constrain`` choice."""
-        from .data.config import default_cache_dir
         from .data.sft_format import sft_messages
-        from .data.tasks import cached_music21_tasks, split_header
+        from .data.tasks import split_header
         from .inference import GenerationArguments, ModelArguments, fit_prompt, generate_batch, load_model
         from .metrics import load_metric
 
-        tasks = cached_music21_tasks(default_cache_dir())
-        held_out = self._held_out_prompts()
+        held_out = self.held_out_prompts
         real = [row["output"] for row in held_out]
         requested = [{k: v for k, v in split_header(tune)[0] if k in ("K", "M", "L")} for tune in real]
-        train_tunes = [row["output"] for row in tasks["train"] if row["src"].endswith("text_to_abc")]
+        train_tunes = [row["output"] for row in self.tasks["train"] if row["src"].endswith("text_to_abc")]
         metric = load_metric("abc_quality")
         rows = {"real held-out tunes": real}
         for constrain in decodings:

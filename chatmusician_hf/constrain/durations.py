@@ -165,14 +165,12 @@ def length_can_fit(s: TrackerState, length: str) -> bool:
             spelling.startswith(length) and grace_closable(s, s.grace_len + multiplier)
             for spelling, multiplier in drawn_spellings(s.unit)
         )
-    if s.chord and s.strict and not (s.tup_left or s.broken):
-        # a chord lasts as long as its first note; one longer than a unit takes no length after it, so must fit
-        return can_draw(s, length, s.unit) and (
-            any(spelling.startswith(length) for spelling in length_spellings(Fraction(1)))
-            or can_draw(s, length, s.unit, timed=s.unit)
-        )
     if s.chord and s.strict:
-        return any(spelling.startswith(length) for spelling in length_spellings(Fraction(1)))
+        # a chord lasts as long as its first note; one longer than a unit takes no length after it, so must fit
+        one_unit = any(spelling.startswith(length) for spelling in length_spellings(Fraction(1)))
+        if s.tup_left or s.broken:
+            return one_unit
+        return can_draw(s, length, s.unit) and (one_unit or can_draw(s, length, s.unit, timed=s.unit))
     if s.grace or s.chord:
         # grace notes take no time; a chord lasts as long as its first note
         return not s.strict or can_draw(s, length, s.unit)

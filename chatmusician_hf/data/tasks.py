@@ -167,9 +167,14 @@ def _row(tune: CorpusTune, family: str, instruction: str, input: str, output: st
     }
 
 
+def _described(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The header fields a text-to-ABC prompt names."""
+    return [(c, v) for c, v in fields if c in FIELD_NAMES and v]
+
+
 def _describe(fields: list[tuple[str, str]], order) -> str:
     """The header as a text-to-ABC prompt's lines, in ``order``."""
-    described = [(c, v) for c, v in fields if c in FIELD_NAMES and v]
+    described = _described(fields)
     return "\n".join(f"{FIELD_NAMES[described[i][0]]} {described[i][1]}" for i in order)
 
 
@@ -182,7 +187,7 @@ def _in_other_keys(tune: CorpusTune, seed: int, order, k: int, transpose_abc) ->
             logger.debug("no transposed text-to-ABC row for %s: %s", tune.id, err)
             continue
         fields, _ = split_header(transposed)
-        if len([f for f in fields if f[0] in FIELD_NAMES and f[1]]) == len(order):
+        if len(_described(fields)) == len(order):
             text = _describe(fields, order)
             yield _row(tune, "text_to_abc", TEXT_TO_ABC_INSTRUCTION, text, transposed, suffix=f"{shift:+d}")
 
@@ -196,7 +201,7 @@ def tasks_for_tune(
     rng = _rng(seed, tune.id)
     single_voice = "V:" not in tune.text
     if "text_to_abc" in families:
-        order = rng.permutation(len([f for f in fields if f[0] in FIELD_NAMES and f[1]]))
+        order = rng.permutation(len(_described(fields)))
         text = _describe(fields, order)
         if text:
             yield _row(tune, "text_to_abc", TEXT_TO_ABC_INSTRUCTION, text, tune.text)
