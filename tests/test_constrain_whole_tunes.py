@@ -132,6 +132,8 @@ def test_the_header_states_each_musical_field_once_and_holds_no_music():
     assert accepts("X:1\nT:The Gars\nT:or, The Gows\nC:Trad.\nM:4/4\nL:1/8\nQ:1/4=120\nR:reel\nK:D\n")
     assert not accepts("X:1\nT:The Regt.\nT:The Bapoery.\nT:Lairs Ilin\n"), "two titles at most"
     assert accepts("X:1\n" + "N:a note\n" * 15) and not accepts("X:1\n" + "N:a note\n" * 16), "16 header lines"
+    assert accepts("X:1\n" + "% a remark\n" * 15) and not accepts("X:1\n" + "% a remark\n" * 16), "comments count"
+    assert not accepts("X:1\n%" + "a remark " * 50), "and so do their characters"
     required = read_abc_header("M:6/8 K:D L:1/8")
     assert accepts("X:1\n" + "N:a note\n" * 12 + "M:6/8\nL:1/8\nK:D\n", required), "room is kept for them"
     assert not accepts("X:1\n" + "N:a note\n" * 14, required)
