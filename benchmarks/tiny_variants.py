@@ -15,21 +15,22 @@ from pathlib import Path
 WHITESPACE_BPE = {"pretokenizer": "whitespace", "vocab_size": 2048}
 ATOMS = {"pretokenizer": "abc-atoms", "vocab_size": 1024}
 SFT_100 = {"max_steps": 100, "learning_rate": 1.0e-3}  # the embedded default's SFT before the step ablation
+CPT_240 = {"max_steps": 240}  # the embedded default's CPT before the learning curve (one pass over the corpus)
 SFT_MIX = {"music21-tasks/text_to_abc": 3, "music21-tasks/continuation": 1, "music21-tasks/form": 1,
            "music21-tasks/transpose": 1, "music21-tasks/question": 1}
 
 VARIANTS: dict[str, dict] = {
     "whitespace-bpe": {
         "about": "2,048-piece BPE split at whitespace, bookkeeping lines kept",
-        "init": WHITESPACE_BPE, "data": "bookkeeping", "sft": SFT_100,
+        "init": WHITESPACE_BPE, "data": "bookkeeping", "cpt": CPT_240, "sft": SFT_100,
     },
     "atoms": {
         "about": "ABC-atom pieces, 1,024 tokens, bookkeeping lines kept",
-        "init": ATOMS, "data": "bookkeeping", "sft": SFT_100,
+        "init": ATOMS, "data": "bookkeeping", "cpt": CPT_240, "sft": SFT_100,
     },
     "atoms-music-only": {
-        "about": "ABC-atom pieces, 1,024 tokens, bookkeeping lines dropped; SFT 100 steps at 1e-3",
-        "init": ATOMS, "sft": SFT_100,
+        "about": "ABC-atom pieces, 1,024 tokens, bookkeeping lines dropped; CPT 240 steps; SFT 100 steps at 1e-3",
+        "init": ATOMS, "cpt": CPT_240, "sft": SFT_100,
     },
     "sft-mixed": {
         "about": "SFT rows drawn across all collections, text-to-ABC weighted 3:1 (was: the split's first 4,000 rows)",
@@ -40,7 +41,7 @@ VARIANTS: dict[str, dict] = {
         "init": ATOMS, "sft": {"max_steps": 300, "learning_rate": 2.0e-3}, "same_cpt_as": "atoms-music-only",
     },
     "sft-400": {
-        "about": "SFT 400 steps at learning rate 3e-3 (the embedded default)",
+        "about": "SFT 400 steps at learning rate 3e-3 (the embedded default's SFT)",
         "init": ATOMS, "same_cpt_as": "atoms-music-only",
     },
     "sft-800": {
@@ -48,8 +49,8 @@ VARIANTS: dict[str, dict] = {
         "init": ATOMS, "sft": {"max_steps": 800}, "same_cpt_as": "atoms-music-only",
     },
     "cpt-480": {
-        "about": "CPT 480 steps (two passes over the corpus), then the default SFT",
-        "init": ATOMS, "cpt": {"max_steps": 480},
+        "about": "CPT 480 steps (two passes over the corpus), then the default SFT: the embedded default",
+        "init": ATOMS,
     },
     "other-keys": {
         "about": "sft-400, each train tune also asked for in two other keys",

