@@ -1,12 +1,11 @@
 """The ``accelerate launch`` command that trains a recipe on this machine's CPU cores, as one process or as several
 data-parallel ones.
 
-A model as small as the embedded default's (hidden 128) keeps two threads busy inside one matrix product only
-poorly, so two single-threaded processes under DDP train it faster than one process with two threads: 1.35x for
-packed SFT, whose micro-batch is one 512-token row, and 1.1x for CPT with its held-out evaluation
-(``benchmarks/cpu_processes.py``; the same losses either way). accelerate's CPU launcher (``--cpu``) starts only one
-process, so several go through its multi-GPU launcher (torchrun); the recipes' ``use_cpu: true`` then puts every rank
-on the CPU with the gloo backend (shared/REFERENCE.md §5).
+Two single-threaded processes under DDP train the embedded default's tiny model (hidden 128) faster than one process
+with two threads: 1.35x for packed SFT, whose micro-batch is one 512-token row, and 1.1x for CPT with its held-out
+evaluation (``benchmarks/cpu_processes.py``; the same losses either way). accelerate's CPU launcher (``--cpu``)
+starts only one process on a machine without a GPU, so several go through its multi-GPU launcher (torchrun), and the
+recipes' ``use_cpu: true`` (``ACCELERATE_USE_CPU`` here too) puts every rank on the CPU with the gloo backend.
 """
 
 from __future__ import annotations
