@@ -1,36 +1,37 @@
 """Two processes against two threads: the quickstart's CPT and SFT recipes on this machine's cores, trained as one
 process using every core and as data-parallel processes sharing them, with the recipe's batch per optimizer step
-kept (``chatmusician_hf.training.cpu_launch``, which the quickstart launches through).
+kept (``chatmusician_hf.training.cpu_launch``).
 
     python benchmarks/cpu_processes.py        # 160 steps of each stage, 1 and 2 processes alternating: ~12 min
 
-Each run trains as the quickstart does, held-out evaluation and checkpoints included. Prints the trainer's seconds
-per step (``train_runtime`` over the steps: model loading and start-up left out, the first batches in; the best of the repeats, as the machine's other work only slows a run down), the speed-up against
-the first process count, and the largest difference between the runs' losses, logged every 10 steps as the recipes log them.
+Each run is the quickstart's own training step (``Quickstart.train``), held-out evaluation and checkpoints included.
+Prints the trainer's seconds per step (``train_runtime`` over the steps: model loading and start-up left out, the
+first batches in; the best of the repeats, as the machine's other work only slows a run down), the speed-up against
+the first process count, and the largest difference between the runs' losses, logged every 10 steps as the recipes
+log them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
-from chatmusician_hf.configs import load_recipe
+from chatmusician_hf.quickstart import Quickstart, QuickstartArguments
 from chatmusician_hf.tiny import InitTinyArguments
 from chatmusician_hf.tiny import main as init_tiny
-from chatmusician_hf.training.cpu_launch import batch_split, cpu_cores, launch_command
+from chatmusician_hf.training.cpu_launch import cpu_cores
 
 
 def train(stage: str, model: Path, out: Path, processes: int, steps: int) -> dict:
-    recipe = f"tiny/{stage}.yaml"
-    args = ["--config", recipe, "--model_name_or_path", str(model), "--output_dir", str(out), "--max_steps",
-            str(steps), "--resume_from_checkpoint", "none", *batch_split(load_recipe(recipe), processes)]
-    cmd, env = launch_command(f"chatmusician_hf.{stage}", args, processes)
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = json.loads((out / "all_results.json").read_text())["train_runtime"]
-    return {"seconds_per_step": runtime / steps, "losses": losses(json.loads((out / "trainer_state.json").read_text()))}
+    quickstart = Quickstart(QuickstartArguments(output_dir=str(out), cpt_max_steps=steps, sft_max_steps=steps,
+                                                num_processes=processes))
+    quickstart.train(stage, model)
+    trained = quickstart.paths[stage]
+    runtime = json.loads((trained / "all_results.json").read_text())["train_runtime"]
+    return {"seconds_per_step": runtime / steps,
+            "losses": losses(json.loads((trained / "trainer_state.json").read_text()))}
 
 
 def losses(state: dict) -> dict[int, float]:
@@ -59,9 +60,11 @@ def main() -> None:
                         runs[n] = run
             first = runs[args.processes[0]]
             for n, run in runs.items():
-                gap = max(abs(a - b) for a, b in zip(first["losses"].values(), run["losses"].values()))
+                gap = max((abs(a - b) for a, b in zip(first["losses"].values(), run["losses"].values())),
+                          default=float("nan"))  # (no loss logged in runs under 10 steps)
                 speed_up = first["seconds_per_step"] / run["seconds_per_step"]
                 print(f"| {stage} | {n} | {run['seconds_per_step']:.3f} | {speed_up:.2f}x | {gap:.2e} |", flush=True)
+
 
 if __name__ == "__main__":
     main()
